@@ -1,0 +1,77 @@
+#!/bin/sh
+# PID 1 of the mock-accel test VM (runs from the initramfs, busybox only).
+#
+# 1. mounts the host root (virtio-9p tag "hostroot", read-only) at /host and
+#    the per-run "outbox" share (writable) at /outbox;
+# 2. sources /outbox/job.sh, written by the host for this run, which defines
+#    JOB_KO, job_insmod and job_run;
+# 3. loads the module under test, runs the command chrooted into /host with
+#    its output in /outbox/output.log, saves dmesg and the exit code, powers off.
+#
+# Lines starting with "@@mock-accel-vm@@" on the console are progress markers
+# parsed by the host (tests/vm/guest.py).
+/bin/busybox --install -s /bin
+PATH=/bin
+export PATH
+MARK="@@mock-accel-vm@@"
+NINEP_OPTS="trans=virtio,version=9p2000.L,msize=512000"
+
+mark() { echo "$MARK $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+power_off() {
+    sync
+    poweroff -f
+    sleep 10
+}
+fatal() {
+    mark "fatal $*"
+    power_off
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mark "stage kernel-up uptime=$(uptime_s)"
+
+while read -r module; do
+    insmod "/modules/$module" || fatal "cannot insmod /modules/$module"
+done < /modules/load-order
+
+mount -t 9p -o "$NINEP_OPTS,ro,cache=loose" hostroot /host \
+    || fatal "cannot mount the host root (9p tag hostroot)"
+mount -t 9p -o "$NINEP_OPTS" outbox /outbox \
+    || fatal "cannot mount the outbox (9p tag outbox)"
+mount -t proc proc /host/proc || fatal "cannot mount /host/proc"
+mount -t sysfs sysfs /host/sys || fatal "cannot mount /host/sys"
+mount -t devtmpfs devtmpfs /host/dev || fatal "cannot mount /host/dev"
+mount -t tmpfs -o mode=1777 tmpfs /host/tmp || fatal "cannot mount /host/tmp"
+mount -t tmpfs -o mode=755 tmpfs /host/run 2>/dev/null
+mkdir -p /host/dev/pts /host/dev/shm
+mount -t devpts devpts /host/dev/pts 2>/dev/null
+mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm 2>/dev/null
+mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
+mark "stage host-mounted uptime=$(uptime_s)"
+
+[ -r /outbox/job.sh ] || fatal "no /outbox/job.sh"
+. /outbox/job.sh
+
+if [ -n "$JOB_KO" ]; then
+    mark "stage insmod $JOB_KO"
+    if ! job_insmod > /outbox/insmod.log 2>&1; then
+        dmesg > /outbox/dmesg.txt
+        sync
+        mark "insmod-failed"
+        power_off
+    fi
+    mark "stage module-loaded"
+fi
+
+mark "stage command-start uptime=$(uptime_s)"
+job_run > /outbox/output.log 2>&1 < /dev/null
+rc=$?
+mark "stage command-done uptime=$(uptime_s)"
+dmesg > /outbox/dmesg.txt
+echo "$rc" > /outbox/exit-code
+sync
+mark "exit $rc"
+power_off
