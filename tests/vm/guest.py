@@ -199,7 +199,8 @@ def qemu_command(kernel: GuestKernel, initramfs: Path, *, run_dir: Path,
         "-kernel", str(kernel.image), "-initrd", str(initramfs),
         "-append", cmdline,
         "-serial", f"file:{serial_log}",
-        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
+        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
+                   "multidevs=remap",
         "-virtfs", f"local,path={_qemu_opt_value(str(run_dir))},mount_tag=outbox,"
                    "security_model=none",
     ]
