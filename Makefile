@@ -1,0 +1,85 @@
+# mock-accel — the two commands of README.md, and the steps they are made of.
+#   make demo   boot a QEMU guest, load the module, print the devices
+#   make test   every test (what .ci/run runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+export PYTHONDONTWRITEBYTECODE := 1
+
+APT_PACKAGES := linux-headers-amd64 linux-image-amd64 qemu-system-x86 busybox-static kmod cpio \
+	gcc make openssl
+# Debian's kernel the module is built for and the VM boots (newest installed *-amd64).
+KVER = $(shell ls /lib/modules 2>/dev/null | grep -- '-amd64$$' | sort -V | tail -n 1)
+KDIR = /lib/modules/$(KVER)/build
+KO := kmod/mock-accel.ko
+ARTIFACTS ?= artifacts
+PYTEST_ARGS ?=
+
+.PHONY: all deps apt-deps py-deps firmware kmod export check-export test-nbs lint pytest test demo clean
+
+all: kmod firmware
+
+deps: apt-deps py-deps
+
+apt-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "==> installing Debian packages:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else echo "==> Debian packages present"; fi
+
+py-deps:
+	@echo "==> installing Python packages (pip install -e '.[dev]')"
+	$(PYTHON) -m pip install --progress-bar on --disable-pip-version-check -q -e '.[dev]'
+
+firmware:
+	$(PYTHON) -m mock_accel.firmware --out firmware
+
+kmod:
+	@test -n "$(KVER)" || { echo "no Debian *-amd64 kernel in /lib/modules: run make deps"; exit 1; }
+	@echo "==> building $(KO) for $(KVER) (W=1)"
+	$(MAKE) -C kmod KDIR=$(KDIR) W=1
+
+# nbs/ is the source: regenerate mock_accel/ and README.md, clean the notebooks.
+export:
+	nbdev_export
+	nbdev_clean
+	$(PYTHON) -m tests.readme
+
+# Fails when the committed package, notebooks or README differ from what the notebooks give.
+check-export:
+	@echo "==> checking mock_accel/, nbs/ and README.md are in sync"
+	@before=$$(git status --porcelain -- mock_accel nbs README.md); \
+	nbdev_export && nbdev_clean && $(PYTHON) -m tests.readme --check || exit 1; \
+	after=$$(git status --porcelain -- mock_accel nbs README.md); \
+	if [ "$$before" != "$$after" ]; then \
+		echo "nbdev_export/nbdev_clean changed files:"; git status --short -- mock_accel nbs; \
+		git --no-pager diff --stat -- mock_accel nbs; exit 1; fi
+
+test-nbs:
+	@echo "==> running the notebooks (nbdev_test)"
+	nbdev_test --path nbs --flags ''
+
+lint:
+	$(PYTHON) -m ruff check mock_accel tests
+
+-include tests/cluster/cluster.mk
+
+
+pytest:
+	@echo "==> pytest (simulator, uapi, VM with the real module, control plane)"
+	MOCK_ACCEL_KO=$(abspath $(KO)) MOCK_ACCEL_FIRMWARE_DIR=$(abspath firmware) \
+		$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) firmware kmod check-export lint test-nbs
+	$(MAKE) $(if $(wildcard tests/cluster/cluster.mk),cluster-bins) pytest
+
+demo: deps
+	$(MAKE) firmware kmod
+	@echo "==> booting the guest and loading mock-accel (2 NUMA nodes, 2 VFs per PF)"
+	$(PYTHON) -m tests.vm run --ko $(KO) --modparams "num_vfs=2" --firmware-dir firmware -- \
+		python3 -m mock_accel.sysfs --passphrase 6
+
+clean:
+	-$(MAKE) -C kmod KDIR=$(KDIR) clean
+	rm -rf $(ARTIFACTS) firmware/mock-accel-wordlist.txt
