@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mock-accel: the PCI backend.
+ *
+ * Binds 1de5:0001 (PF) and 1de5:0002 (VF) when BAR0 reads "MOCK" at
+ * offset 0.  The registers are BAR0; SR-IOV goes through the PCI core.
+ * A PF takes the lowest free number N (shared with software devices); its
+ * VFs are mock<N>-vf<M>, M being the VF's index on the PF.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/io.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+
+#include "mock_accel.h"
+
+#define MOCK_ACCEL_PCI_VENDOR	0x1de5
+#define MOCK_ACCEL_PCI_PF	0x0001
+#define MOCK_ACCEL_PCI_VF	0x0002
+
+struct mock_accel_pci {
+	struct pci_dev *pdev;
+	void __iomem *bar;
+	bool fault;		/* injected fault, shown as STATUS.ERROR */
+};
+
+static struct pci_driver mock_accel_pci_driver;
+
+static struct mock_accel_pci *to_mpci(struct mock_accel_dev *adev)
+{
+	return adev->priv;
+}
+
+static u32 pci_read32(struct mock_accel_dev *adev, unsigned int off)
+{
+	struct mock_accel_pci *mp = to_mpci(adev);
+	u32 val = ioread32(mp->bar + off);
+
+	if (off == MOCK_ACCEL_REG_STATUS && mp->fault)
+		val |= MOCK_ACCEL_STATUS_ERROR;
+	return val;
+}
+
+static void pci_write32(struct mock_accel_dev *adev, unsigned int off, u32 val)
+{
+	iowrite32(val, to_mpci(adev)->bar + off);
+}
+
+/* the register map has no fault input: keep it in the driver */
+static void pci_set_fault(struct mock_accel_dev *adev, bool fail)
+{
+	to_mpci(adev)->fault = fail;
+}
+
+static unsigned int pci_sriov_numvfs(struct mock_accel_dev *adev)
+{
+	return pci_num_vf(to_mpci(adev)->pdev);
+}
+
+static int pci_sriov_configure_locked(struct mock_accel_dev *pf,
+				      unsigned int num)
+{
+	struct pci_dev *pdev = to_mpci(pf)->pdev;
+
+	if (!num) {
+		pci_disable_sriov(pdev);
+		return 0;
+	}
+	return pci_enable_sriov(pdev, num);
+}
+
+static void pci_release(struct mock_accel_dev *adev)
+{
+	kfree(adev->priv);
+}
+
+static const struct mock_accel_backend mock_accel_pci_ops = {
+	.read32 = pci_read32,
+	.write32 = pci_write32,
+	.set_fault = pci_set_fault,
+	.sriov_numvfs = pci_sriov_numvfs,
+	.sriov_configure = pci_sriov_configure_locked,
+	.release = pci_release,
+};
+
+/* VF index from the PF's SR-IOV capability (offset and stride) */
+static int mock_accel_pci_vf_index(struct pci_dev *vf)
+{
+	struct pci_dev *pf = pci_physfn(vf);
+	u16 offset, stride;
+	int pos, rid;
+
+	pos = pci_find_ext_capability(pf, PCI_EXT_CAP_ID_SRIOV);
+	if (!pos)
+		return -ENODEV;
+	pci_read_config_word(pf, pos + PCI_SRIOV_VF_OFFSET, &offset);
+	pci_read_config_word(pf, pos + PCI_SRIOV_VF_STRIDE, &stride);
+	rid = ((vf->bus->number << 8) | vf->devfn) -
+	      ((pf->bus->number << 8) | pf->devfn) - offset;
+	if (rid < 0)
+		return -ENODEV;
+	if (!stride)
+		return rid ? -ENODEV : 0;
+	if (rid % stride)
+		return -ENODEV;
+	return rid / stride;
+}
+
+/* the mock device of the PF of @vf, with a reference, or NULL */
+static struct mock_accel_dev *mock_accel_pci_get_pf(struct pci_dev *vf)
+{
+	struct pci_dev *pf = pci_physfn(vf);
+	struct mock_accel_dev *adev = NULL;
+
+	mutex_lock(&mock_accel_lock);
+	if (pf != vf && pf->driver == &mock_accel_pci_driver) {
+		adev = pci_get_drvdata(pf);
+		if (adev)
+			mock_accel_dev_get(adev);
+	}
+	mutex_unlock(&mock_accel_lock);
+	return adev;
+}
+
+static void mock_accel_pci_root(struct pci_dev *pdev, char *buf, size_t size)
+{
+	struct pci_bus *bus = pdev->bus;
+
+	while (bus->parent)
+		bus = bus->parent;
+	snprintf(buf, size, "pci%04x:%02x", pci_domain_nr(bus), bus->number);
+}
+
+static int mock_accel_pci_probe(struct pci_dev *pdev,
+				const struct pci_device_id *ent)
+{
+	struct mock_accel_dev *adev, *pf = NULL;
+	struct mock_accel_pci *mp;
+	int ret, id = -1, vf = -1;
+	u32 devid;
+
+	ret = pci_enable_device_mem(pdev);
+	if (ret)
+		return ret;
+	if (!(pci_resource_flags(pdev, 0) & IORESOURCE_MEM) ||
+	    pci_resource_len(pdev, 0) < MOCK_ACCEL_BAR_SIZE) {
+		pci_err(pdev, "BAR0 is missing or smaller than %#x bytes; not binding\n",
+			MOCK_ACCEL_BAR_SIZE);
+		ret = -ENODEV;
+		goto err_disable;
+	}
+	ret = pci_request_region(pdev, 0, MOCK_ACCEL_NAME);
+	if (ret)
+		goto err_disable;
+
+	mp = kzalloc(sizeof(*mp), GFP_KERNEL);
+	if (!mp) {
+		ret = -ENOMEM;
+		goto err_region;
+	}
+	mp->pdev = pdev;
+	mp->bar = pci_iomap(pdev, 0, MOCK_ACCEL_BAR_SIZE);
+	if (!mp->bar) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+
+	devid = ioread32(mp->bar + MOCK_ACCEL_REG_DEVICE_ID);
+	if (devid != MOCK_ACCEL_DEVICE_ID) {
+		pci_err(pdev, "BAR0 DEVICE_ID reads %#010x, not %#010x (\"MOCK\"); refusing to bind\n",
+			devid, MOCK_ACCEL_DEVICE_ID);
+		ret = -ENODEV;
+		goto err_unmap;
+	}
+
+	if (pdev->is_virtfn) {
+		pf = mock_accel_pci_get_pf(pdev);
+		if (!pf) {
+			pci_err(pdev, "its PF is not bound to %s; refusing to bind\n",
+				MOCK_ACCEL_NAME);
+			ret = -ENODEV;
+			goto err_unmap;
+		}
+		vf = mock_accel_pci_vf_index(pdev);
+		if (vf < 0 || vf >= MOCK_ACCEL_MAX_VFS) {
+			pci_err(pdev, "cannot tell its VF index; refusing to bind\n");
+			mock_accel_dev_put(pf);
+			ret = -ENODEV;
+			goto err_unmap;
+		}
+		id = pf->id;
+	} else {
+		id = mock_accel_id_alloc(-1);
+		if (id < 0) {
+			ret = id;
+			goto err_unmap;
+		}
+	}
+
+	adev = mock_accel_dev_alloc(&mock_accel_pci_ops, mp);
+	if (!adev) {
+		mock_accel_dev_put(pf);
+		ret = -ENOMEM;
+		goto err_id;
+	}
+	/* from here on adev owns mp and the reference on pf */
+	adev->parent = &pdev->dev;
+	adev->id = id;
+	adev->vf = vf;
+	adev->numa_node = dev_to_node(&pdev->dev);
+	strscpy(adev->pci_address, pci_name(pdev), sizeof(adev->pci_address));
+	mock_accel_pci_root(pdev, adev->pcie_root, sizeof(adev->pcie_root));
+	if (pf) {
+		adev->pf = pf;
+		strscpy(adev->physfn, pf->name, sizeof(adev->physfn));
+		snprintf(adev->name, sizeof(adev->name), "%s-vf%d", pf->name,
+			 vf);
+	} else {
+		ret = pci_sriov_get_totalvfs(pdev);
+		adev->total_vfs = clamp(ret, 0, MOCK_ACCEL_MAX_VFS);
+		snprintf(adev->name, sizeof(adev->name), "mock%d", id);
+	}
+
+	pci_set_drvdata(pdev, adev);
+	ret = mock_accel_dev_register(adev);
+	if (ret) {
+		pci_set_drvdata(pdev, NULL);
+		pci_iounmap(pdev, mp->bar);
+		mock_accel_dev_put(adev);
+		if (!pf)
+			mock_accel_id_free(id);
+		goto err_region;
+	}
+	pci_info(pdev, "%s bound\n", adev->name);
+	return 0;
+
+err_id:
+	if (!pf)
+		mock_accel_id_free(id);
+err_unmap:
+	pci_iounmap(pdev, mp->bar);
+err_free:
+	kfree(mp);
+err_region:
+	pci_release_region(pdev, 0);
+err_disable:
+	pci_disable_device(pdev);
+	return ret;
+}
+
+static void mock_accel_pci_remove(struct pci_dev *pdev)
+{
+	struct mock_accel_dev *adev = pci_get_drvdata(pdev);
+	struct mock_accel_pci *mp = to_mpci(adev);
+	bool is_pf = !mock_accel_is_vf(adev);
+	int id = adev->id;
+
+	/* sysfs is drained and the device dead after this */
+	mock_accel_dev_unregister(adev);
+	if (is_pf) {
+		mutex_lock(&adev->sriov_lock);
+		pci_disable_sriov(pdev);
+		mutex_unlock(&adev->sriov_lock);
+	}
+	mutex_lock(&mock_accel_lock);
+	pci_set_drvdata(pdev, NULL);
+	mutex_unlock(&mock_accel_lock);
+	pci_iounmap(pdev, mp->bar);
+	pci_release_region(pdev, 0);
+	pci_disable_device(pdev);
+	mock_accel_dev_put(adev);
+	if (is_pf)
+		mock_accel_id_free(id);
+}
+
+/* the PCI core's sriov_numvfs; ours goes through mock_accel_sriov_set() */
+static int mock_accel_pci_sriov_configure(struct pci_dev *pdev, int num_vfs)
+{
+	struct mock_accel_dev *adev = pci_get_drvdata(pdev);
+	int ret;
+
+	if (!adev || mock_accel_is_vf(adev) || num_vfs < 0)
+		return -EINVAL;
+	ret = mock_accel_sriov_set(adev, num_vfs);
+	return ret ? ret : num_vfs;
+}
+
+static const struct pci_device_id mock_accel_pci_ids[] = {
+	{ PCI_DEVICE(MOCK_ACCEL_PCI_VENDOR, MOCK_ACCEL_PCI_PF) },
+	{ PCI_DEVICE(MOCK_ACCEL_PCI_VENDOR, MOCK_ACCEL_PCI_VF) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, mock_accel_pci_ids);
+
+static struct pci_driver mock_accel_pci_driver = {
+	.name = MOCK_ACCEL_NAME,
+	.id_table = mock_accel_pci_ids,
+	.probe = mock_accel_pci_probe,
+	.remove = mock_accel_pci_remove,
+	.sriov_configure = mock_accel_pci_sriov_configure,
+};
+
+int mock_accel_pci_init(void)
+{
+	return pci_register_driver(&mock_accel_pci_driver);
+}
+
+void mock_accel_pci_exit(void)
+{
+	pci_unregister_driver(&mock_accel_pci_driver);
+}
