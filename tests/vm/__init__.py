@@ -6,11 +6,11 @@
 
 from .errors import (GuestCrashed, GuestError, GuestTimeout, HarnessSetupError,
                      ModuleLoadError)
-from .guest import GuestResult, artifacts_root, run_in_guest
+from .guest import GuestResult, artifacts_root, run_in_guest, run_interactive
 from .kernel import GuestKernel, find_kernel
 
 __all__ = [
     "GuestCrashed", "GuestError", "GuestKernel", "GuestResult", "GuestTimeout",
     "HarnessSetupError", "ModuleLoadError", "artifacts_root", "find_kernel",
-    "run_in_guest",
+    "run_in_guest", "run_interactive",
 ]

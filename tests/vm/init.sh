@@ -4,7 +4,7 @@
 # 1. mounts the host root (virtio-9p tag "hostroot", read-only) at /host and
 #    the per-run "outbox" share (writable) at /outbox;
 # 2. sources /outbox/job.sh, written by the host for this run, which defines
-#    JOB_KO, job_insmod and job_run;
+#    JOB_KO, JOB_INTERACTIVE, job_insmod and job_run;
 # 3. loads the module under test, runs the command chrooted into /host with
 #    its output in /outbox/output.log, saves dmesg and the exit code, powers off.
 #
@@ -67,8 +67,13 @@ if [ -n "$JOB_KO" ]; then
 fi
 
 mark "stage command-start uptime=$(uptime_s)"
-job_run > /outbox/output.log 2>&1 < /dev/null
-rc=$?
+if [ -n "$JOB_INTERACTIVE" ]; then
+    job_run
+    rc=$?
+else
+    job_run > /outbox/output.log 2>&1 < /dev/null
+    rc=$?
+fi
 mark "stage command-done uptime=$(uptime_s)"
 dmesg > /outbox/dmesg.txt
 echo "$rc" > /outbox/exit-code
