@@ -44,7 +44,17 @@ mount -t 9p -o "$NINEP_OPTS" outbox /outbox \
 mount -t proc proc /host/proc || fatal "cannot mount /host/proc"
 mount -t sysfs sysfs /host/sys || fatal "cannot mount /host/sys"
 mount -t devtmpfs devtmpfs /host/dev || fatal "cannot mount /host/dev"
-mount -t tmpfs -o mode=1777 tmpfs /host/tmp || fatal "cannot mount /host/tmp"
+# /tmp: writable, but still showing the host's /tmp (overlay over a tmpfs),
+# so files a test put under the host /tmp stay visible. Plain tmpfs if
+# overlayfs refuses the 9p lower layer.
+mkdir -p /scratch
+mount -t tmpfs -o mode=755 tmpfs /scratch || fatal "cannot mount /scratch"
+mkdir -p /scratch/tmp-upper /scratch/tmp-work
+chmod 1777 /scratch/tmp-upper
+mount -t overlay -o lowerdir=/host/tmp,upperdir=/scratch/tmp-upper,workdir=/scratch/tmp-work \
+        overlay /host/tmp 2>/dev/null \
+    || mount -t tmpfs -o mode=1777 tmpfs /host/tmp \
+    || fatal "cannot mount /host/tmp"
 mount -t tmpfs -o mode=755 tmpfs /host/run 2>/dev/null
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts devpts /host/dev/pts 2>/dev/null

@@ -25,6 +25,7 @@ REQUIRED_MODULES: tuple[str, ...] = (
     "9pnet",
     "9pnet_virtio",
     "9p",
+    "overlay",
 )
 
 MODULE_SUFFIXES: tuple[str, ...] = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
