@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import re
@@ -314,6 +315,8 @@ class SysfsNode:
 
     def _write_checked(self, path: Path, what: str, value: str | int) -> None:
         text = str(value)
+        if not text:  # a zero-byte write never reaches the kernel's store: refuse it here
+            raise AttributeWriteError(errno.EINVAL, f"writing to {what}: the value is empty")
         try:
             self._write(path, text)
         except OSError as err:

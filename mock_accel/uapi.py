@@ -160,9 +160,10 @@ class DeviceFile:
         return DeviceInfo.from_struct(self.ioctl(IOC_INFO, InfoArg()))
 
     def read_summary(self) -> str:
-        """What `read()` returns: the human-readable summary, up to EOF."""
+        """What `read()` returns: the human-readable summary, up to EOF.
+
+        The device cannot seek: the summary is read once per open (open again to re-read)."""
         chunks = []
-        os.lseek(self.fd, 0, os.SEEK_SET)
         while chunk := os.read(self.fd, 4096):
             chunks.append(chunk)
         return b"".join(chunks).decode()
