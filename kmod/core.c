@@ -77,8 +77,8 @@ void mock_accel_id_free(int id)
 	mutex_unlock(&mock_accel_lock);
 }
 
-struct mock_accel_dev *mock_accel_dev_alloc(const struct mock_accel_backend *ops,
-					    void *priv)
+struct mock_accel_dev *
+mock_accel_dev_alloc(const struct mock_accel_backend *ops, void *priv)
 {
 	struct mock_accel_dev *adev;
 
@@ -361,7 +361,7 @@ static void __exit mock_accel_exit(void)
 module_init(mock_accel_init);
 module_exit(mock_accel_exit);
 
-MODULE_DESCRIPTION("Mock PCIe accelerator (PCI and software devices) for DRA driver testing");
+MODULE_DESCRIPTION("Mock PCIe accelerator devices for DRA driver testing");
 MODULE_AUTHOR("mock-accel authors");
 MODULE_LICENSE("GPL");
 MODULE_FIRMWARE(MOCK_ACCEL_FW_NAME);

@@ -123,8 +123,8 @@ static inline bool mock_accel_is_vf(const struct mock_accel_dev *adev)
 extern struct mutex mock_accel_lock;
 extern unsigned short mock_accel_dev_mode;
 extern struct device *mock_accel_root;
-struct mock_accel_dev *mock_accel_dev_alloc(const struct mock_accel_backend *ops,
-					    void *priv);
+struct mock_accel_dev *
+mock_accel_dev_alloc(const struct mock_accel_backend *ops, void *priv);
 int mock_accel_dev_register(struct mock_accel_dev *adev);
 void mock_accel_dev_unregister(struct mock_accel_dev *adev);
 struct mock_accel_dev *mock_accel_dev_get_by_minor(unsigned int minor);

@@ -34,7 +34,7 @@ static struct mock_accel_pci *to_mpci(struct mock_accel_dev *adev)
 	return adev->priv;
 }
 
-static u32 pci_read32(struct mock_accel_dev *adev, unsigned int off)
+static u32 mpci_read32(struct mock_accel_dev *adev, unsigned int off)
 {
 	struct mock_accel_pci *mp = to_mpci(adev);
 	u32 val = ioread32(mp->bar + off);
@@ -44,24 +44,24 @@ static u32 pci_read32(struct mock_accel_dev *adev, unsigned int off)
 	return val;
 }
 
-static void pci_write32(struct mock_accel_dev *adev, unsigned int off, u32 val)
+static void mpci_write32(struct mock_accel_dev *adev, unsigned int off,
+			 u32 val)
 {
 	iowrite32(val, to_mpci(adev)->bar + off);
 }
 
 /* the register map has no fault input: keep it in the driver */
-static void pci_set_fault(struct mock_accel_dev *adev, bool fail)
+static void mpci_set_fault(struct mock_accel_dev *adev, bool fail)
 {
 	to_mpci(adev)->fault = fail;
 }
 
-static unsigned int pci_sriov_numvfs(struct mock_accel_dev *adev)
+static unsigned int mpci_sriov_numvfs(struct mock_accel_dev *adev)
 {
 	return pci_num_vf(to_mpci(adev)->pdev);
 }
 
-static int pci_sriov_configure_locked(struct mock_accel_dev *pf,
-				      unsigned int num)
+static int mpci_sriov_configure(struct mock_accel_dev *pf, unsigned int num)
 {
 	struct pci_dev *pdev = to_mpci(pf)->pdev;
 
@@ -72,18 +72,18 @@ static int pci_sriov_configure_locked(struct mock_accel_dev *pf,
 	return pci_enable_sriov(pdev, num);
 }
 
-static void pci_release(struct mock_accel_dev *adev)
+static void mpci_release(struct mock_accel_dev *adev)
 {
 	kfree(adev->priv);
 }
 
 static const struct mock_accel_backend mock_accel_pci_ops = {
-	.read32 = pci_read32,
-	.write32 = pci_write32,
-	.set_fault = pci_set_fault,
-	.sriov_numvfs = pci_sriov_numvfs,
-	.sriov_configure = pci_sriov_configure_locked,
-	.release = pci_release,
+	.read32 = mpci_read32,
+	.write32 = mpci_write32,
+	.set_fault = mpci_set_fault,
+	.sriov_numvfs = mpci_sriov_numvfs,
+	.sriov_configure = mpci_sriov_configure,
+	.release = mpci_release,
 };
 
 /* VF index from the PF's SR-IOV capability (offset and stride) */
