@@ -337,7 +337,7 @@ static ssize_t new_device_store(MOCK_ACCEL_BUS_CONST struct bus_type *bus,
 	memcpy(tmp, buf, len);
 	tmp[len] = '\0';
 
-	while ((tok = strsep(&p, " ")) != NULL) {
+	while ((tok = strsep(&p, " "))) {
 		if (!*tok)
 			continue;	/* runs of spaces */
 		switch (nfields++) {
