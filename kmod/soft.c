@@ -339,7 +339,7 @@ static ssize_t new_device_store(MOCK_ACCEL_BUS_CONST struct bus_type *bus,
 
 	while ((tok = strsep(&p, " "))) {
 		if (!*tok)
-			continue;	/* runs of spaces */
+			return -EINVAL;	/* fields are separated by one space */
 		switch (nfields++) {
 		case 0:
 			if (kstrtouint(tok, 10, &id) ||
@@ -352,7 +352,7 @@ static ssize_t new_device_store(MOCK_ACCEL_BUS_CONST struct bus_type *bus,
 				return -EINVAL;
 			break;
 		case 2:
-			if (kstrtou64(tok, 10, &mem))
+			if (kstrtou64(tok, 10, &mem) || !mem)
 				return -EINVAL;
 			break;
 		case 3:
@@ -406,13 +406,35 @@ static struct attribute *mock_accel_bus_attrs[] = {
 };
 ATTRIBUTE_GROUPS(mock_accel_bus);
 
+/*
+ * The NUMA node of the device model, as PCI shows it for a real function:
+ * the configured node when it is online, -1 otherwise.
+ */
+static ssize_t numa_node_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", dev_to_node(dev));
+}
+static DEVICE_ATTR_RO(numa_node);
+
+static struct attribute *mock_accel_bus_dev_attrs[] = {
+	&dev_attr_numa_node.attr,
+	NULL
+};
+ATTRIBUTE_GROUPS(mock_accel_bus_dev);
+
 static struct bus_type mock_accel_bus = {
 	.name = MOCK_ACCEL_NAME,
 	.bus_groups = mock_accel_bus_groups,
+	.dev_groups = mock_accel_bus_dev_groups,
 };
 
 int mock_accel_soft_check_params(void)
 {
+	if (!memory_size) {
+		pr_err("invalid memory_size 0 (must be > 0)\n");
+		return -EINVAL;
+	}
 	if (num_devices > MOCK_ACCEL_MAX_PFS) {
 		pr_err("invalid num_devices %u (0..%d)\n", num_devices,
 		       MOCK_ACCEL_MAX_PFS);

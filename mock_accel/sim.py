@@ -170,13 +170,15 @@ class SimNode(SysfsNode):
 
 # %% ../nbs/02_sim.ipynb #34f234f0
 def _sim_device_dir(self: SimNode, name: str) -> Path:
-    pf_id, _ = parse_name(name)
-    return self.root / "sys" / "devices" / BUS_NAME / f"{BUS_NAME}{pf_id}" / CLASS_NAME / name
+    return self.root / "sys" / "devices" / BUS_NAME / name / CLASS_NAME / name
 
 
 def _sim_add_device(self: SimNode, name: str, attributes: dict[str, str]) -> None:
     directory = self._device_dir(name)
     directory.mkdir(parents=True)
+    node = int(attributes["numa_node"])
+    online = 0 <= node < self.config.numa_nodes  # the simulated machine has numa_nodes nodes
+    (directory.parent.parent / "numa_node").write_text(f"{node if online else -1}\n")
     for attribute, value in attributes.items():
         (directory / attribute).write_text(value + "\n")
     for attribute in WRITE_ONLY:
@@ -214,6 +216,9 @@ def _sim_remove_device(self: SimNode, name: str) -> None:
     for entry in directory.iterdir():
         entry.unlink()
     directory.rmdir()
+    (directory.parent.parent / "numa_node").unlink()
+    directory.parent.rmdir()
+    directory.parent.parent.rmdir()
     self.dev_path(name).unlink(missing_ok=True)
 
 
@@ -229,12 +234,11 @@ def _sim_wordlist_path(self: SimNode) -> Path:
 
 
 def _sim_reload_wordlist(self: SimNode) -> None:
-    """Load (or fail to load) the configured firmware, like `request_firmware`."""
+    """Load the configured firmware like `request_firmware`; a failure keeps the old list."""
     target = self._wordlist_path()
-    target.unlink(missing_ok=True)
     firmware = self.config.firmware
-    if firmware is None or not Path(firmware).is_file():
-        raise _error(errno.ENOENT, f"firmware {FIRMWARE_NAME} not found")
+    if firmware is None or not Path(firmware).is_file() or Path(firmware).stat().st_size == 0:
+        raise _error(errno.ENOENT, f"firmware {FIRMWARE_NAME} not found")  # empty = not found
     try:
         words = parse_wordlist(Path(firmware).read_bytes())
     except WordlistError as err:
@@ -461,7 +465,10 @@ def _sim_store_new_device(self: SimNode, value: str) -> None:
         return value
 
     pf_id = field(0, MAX_PF_ID, 0)
-    numa_node = field(1, MAX_NUMA_NODES - 1, pf_id % config.numa_nodes)
+    if len(fields) > 1 and fields[1] == "-1":  # no NUMA node
+        numa_node = -1
+    else:
+        numa_node = field(1, MAX_NUMA_NODES - 1, pf_id % config.numa_nodes)
     memory_size = field(2, 2**64 - 1, config.memory_size)
     total_vfs = field(3, MAX_TOTAL_VFS, config.total_vfs)
     if memory_size == 0:

@@ -111,6 +111,19 @@ def test_module_parameters(bed):
     assert devices["mock2-vf1"].uuid == "4d4f434b-0002-4002-8123-456789abcdef"
 
 
+def test_numa_node_reaches_the_device_model(node):
+    """The configured node is set on the device when the machine has it (2 nodes here)."""
+    node.new_device(5, 5)
+    node.new_device(6, -1)
+    devices = snapshot(node)
+    for name, configured, placed in [("mock0", 0, 0), ("mock1", 1, 1), ("mock5", 5, -1),
+                                     ("mock6", -1, -1)]:
+        assert devices[name].numa_node == configured
+        assert int((node.class_dir / name / "device" / "numa_node").read_text()) == placed
+    assert devices["mock5"].pci_address == "acc5:05:00.0"
+    assert devices["mock6"].pci_address == "acc0:06:00.0"
+
+
 @pytest.mark.parametrize("params", [dict(total_vfs=65), dict(num_vfs=5), dict(numa_nodes=0),
                                     dict(num_devices=257), dict(memory_size=0)])
 def test_invalid_module_parameters_refuse_to_load(bed, params):

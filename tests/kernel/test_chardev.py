@@ -108,12 +108,6 @@ def test_passphrase_errors_without_firmware_and_on_failure(kernel):
     assert log.count("mock-accel-absent.txt not found") == 1, last_load
 
 
-def test_numa_node_reaches_the_device_model(kernel):
-    for name, node in [("mock0", 0), ("mock1", 1)]:
-        parent = Path(f"/sys/class/mock-accel/{name}/device")
-        assert int((parent / "numa_node").read_text()) == node
-
-
 def test_removed_device_with_open_file(kernel):
     device = DeviceFile("/dev/mock1")
     kernel.node.del_device(1)
