@@ -98,14 +98,16 @@ def test_passphrase_errors_without_firmware_and_on_failure(kernel):
     kernel.node.inject_fault("mock0")
     with DeviceFile("/dev/mock0") as device:
         expect_errno(errno.EIO, lambda: device.passphrase())
+    before = kernel_log()
     kernel.load(firmware=False)
     with DeviceFile("/dev/mock0") as device:
         expect_errno(errno.ENOENT, lambda: device.passphrase())
         assert "Wordlist: not loaded" in device.read_summary()
+    with DeviceFile("/dev/mock1") as device:
+        expect_errno(errno.ENOENT, lambda: device.passphrase(3))
     # the missing firmware is reported once per load, not once per device or per call
-    log = kernel_log()
-    last_load = log.rsplit("mock-accel-absent.txt", 1)[0].rsplit("\n", 1)[-1]
-    assert log.count("mock-accel-absent.txt not found") == 1, last_load
+    since_load = kernel_log()[len(before):]
+    assert since_load.count("mock-accel-absent.txt not found") == 1, since_load
 
 
 def test_removed_device_with_open_file(kernel):
