@@ -31,6 +31,8 @@ class Api:
         self.session = requests.Session()
         self.session.verify = str(ca)
         self.session.cert = (str(cert), str(key))
+        # Ignore REQUESTS_CA_BUNDLE & co. (requests lets them override `verify`) and proxies.
+        self.session.trust_env = False
         self.timeout = timeout
         self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
         self.warnings: list[str] = []

@@ -18,20 +18,31 @@ import pytest
 from .harness import Cluster
 
 
+# One cluster per process, even if several conftest files import these fixtures
+# (each import registers its own session fixture; they share this instance).
+_shared: dict = {"cluster": None, "users": 0}
+
+
 @pytest.fixture(scope="session")
 def cluster():
-    c = Cluster()
+    if _shared["cluster"] is None:
+        c = Cluster()
+        try:
+            c.start()
+        except BaseException:
+            c.stop()
+            raise
+        print(f"\ncluster up in {c.timings['ready']:.1f}s: {c.server}, "
+              f"kubeconfig {c.kubeconfig}, logs {c.log_dir}")
+        _shared["cluster"] = c
+    _shared["users"] += 1
     try:
-        c.start()
-    except BaseException:
-        c.stop()
-        raise
-    print(f"\ncluster up in {c.timings['ready']:.1f}s: {c.server}, "
-          f"kubeconfig {c.kubeconfig}, logs {c.log_dir}")
-    try:
-        yield c
+        yield _shared["cluster"]
     finally:
-        c.stop()
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            _shared["cluster"].stop()
+            _shared["cluster"] = None
 
 
 @pytest.fixture(scope="session")
