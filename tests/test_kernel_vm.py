@@ -14,8 +14,9 @@ from tests.vm import run_in_guest
 REPO = Path(__file__).resolve().parent.parent
 KO = Path(os.environ.get("MOCK_ACCEL_KO", REPO / "kmod" / "mock-accel.ko"))
 FIRMWARE = Path(os.environ.get("MOCK_ACCEL_FIRMWARE_DIR", REPO / "firmware"))
-BAD_KERNEL_LOG = re.compile(r"WARNING:|BUG:|Oops|general protection|leak|Call Trace|"
-                            r"UBSAN|KASAN|refcount_t", re.IGNORECASE)
+# case matters: "loops_per_jiffy" is not an Oops
+BAD_KERNEL_LOG = re.compile(r"\bWARNING:|\bBUG[: ]|\bOops\b|general protection fault|"
+                            r"memory leak|[Ll]eak(ed|ing)? |Call Trace|UBSAN|KASAN|refcount_t")
 
 pytestmark = pytest.mark.vm
 
