@@ -28,6 +28,7 @@ from .kernel import GuestKernel, find_kernel
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_ENV_VAR = "MOCK_ACCEL_ARTIFACTS"
 QEMU_ENV_VAR = "MOCK_ACCEL_VM_QEMU"
+EXTRA_CMDLINE_ENV_VAR = "MOCK_ACCEL_VM_APPEND"  # extra kernel args, e.g. "loglevel=7"
 MARKER = "@@mock-accel-vm@@"
 KEEP_RUN_DIRS = 30
 SERIAL_TAIL_LINES = 60
@@ -75,10 +76,14 @@ def _new_run_dir() -> Path:
 
 
 def _prune_old_run_dirs(root: Path) -> None:
+    """Keep the newest KEEP_RUN_DIRS runs, and anything younger than a day
+    (a run in progress, or one somebody is still debugging)."""
     run_dirs = sorted((path for path in root.iterdir() if path.is_dir()),
                       key=lambda path: path.stat().st_mtime)
+    day_ago = time.time() - 86400
     for old in run_dirs[:-KEEP_RUN_DIRS]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.stat().st_mtime < day_ago:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _find_qemu() -> str:
@@ -180,13 +185,15 @@ def render_job_script(command: Sequence[str], *, ko: Path | None, modparams: str
 
 
 def kernel_cmdline(firmware_dir: Path | None) -> str:
-    args = ["console=ttyS0", "quiet", "loglevel=3", "panic=-1", "rdinit=/init"]
+    args = ["console=ttyS0", "quiet", "loglevel=3", "panic=-1", "rdinit=/init",
+            "mitigations=off"]
     if firmware_dir is not None:
         if any(char.isspace() for char in str(firmware_dir)):
             raise HarnessSetupError(f"firmware dir {firmware_dir} contains whitespace")
         # request_firmware() resolves paths in init's mount namespace and root,
         # i.e. the initramfs, where the host root is mounted at /host.
         args.append(f"firmware_class.path=/host{firmware_dir}")
+    args += os.environ.get(EXTRA_CMDLINE_ENV_VAR, "").split()
     return " ".join(args)
 
 
@@ -210,7 +217,8 @@ def qemu_command(kernel: GuestKernel, initramfs: Path, *, run_dir: Path,
         # make the guest WARN in topology_sane() ("llc-sibling ... not on the
         # same node"), which would pollute every dmesg check.
         "-smp", f"{cpus},sockets={cpus},cores=1,threads=1",
-        "-nographic", "-no-reboot",
+        "-nographic", "-no-reboot", "-vga", "none",
+        "-nic", "none",  # no NIC: saves the iPXE option ROM and a driver probe
         "-kernel", str(kernel.image), "-initrd", str(initramfs),
         "-append", cmdline, *console,
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
@@ -456,7 +464,7 @@ def _collect_result(command: Sequence[str], run_dir: Path, serial_log: Path,
         raise ModuleLoadError(
             "insmod of the module under test failed:\n"
             + _read_text(run_dir / "insmod.log").strip()
-            + "\n--- guest dmesg (tail) ---\n" + "\n".join(dmesg.splitlines()[-30:]),
+            + "\n--- guest dmesg (tail) ---\n" + "\n".join(dmesg.splitlines()[-10:]),
             artifacts_dir=run_dir)
     if not exit_code_text.isdigit():
         fatal = watcher.has("fatal")

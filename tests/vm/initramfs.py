@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,8 +189,15 @@ def ensure_initramfs(kernel: GuestKernel) -> Path:
     return target
 
 
-def _remove_stale(current: Path) -> None:
+def _remove_stale(current: Path, min_age_seconds: float = 3600) -> None:
+    """Drop older builds for the same kernel, sparing recent ones that a
+    concurrent harness (another checkout or branch) may be about to boot."""
     prefix = current.name.rsplit("-", 1)[0] + "-"
+    now = time.time()
     for old in current.parent.glob(f"{prefix}*.cpio"):
-        if old != current:
+        try:
+            too_young = now - old.stat().st_mtime < min_age_seconds
+        except FileNotFoundError:
+            continue
+        if old != current and not too_young:
             old.unlink(missing_ok=True)

@@ -140,8 +140,11 @@ def test_initramfs_is_cached_and_rebuilt_on_change(tmp_path: Path,
     init_copy = tmp_path / "init.sh"
     init_copy.write_text(Path(__file__).with_name("init.sh").read_text() + "\n# changed\n")
     monkeypatch.setattr("tests.vm.initramfs.INIT_SCRIPT", init_copy)
+    two_hours_ago = time.time() - 7200
+    os.utime(first, (two_hours_ago, two_hours_ago))
     second = ensure_initramfs(kernel)
-    assert second != first and second.is_file() and not first.exists()
+    assert second != first and second.is_file()
+    assert not first.exists()  # stale build of the same kernel cleaned up
 
 
 # --------------------------------------------------------------------------
