@@ -148,7 +148,6 @@ def go_binary() -> str:
 def _go_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("GOTOOLCHAIN", "local")
-    env.setdefault("CGO_ENABLED", "0")
     env.pop("GOFLAGS", None)
     return env
 

@@ -13,6 +13,9 @@ Fixtures:
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import pytest
 
 from .harness import Cluster
@@ -23,8 +26,16 @@ from .harness import Cluster
 _shared: dict = {"cluster": None, "users": 0}
 
 
+def _sigterm_as_interrupt(*_):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 @pytest.fixture(scope="session")
 def cluster():
+    # A SIGTERMed pytest would skip finalizers; make it an interrupt so teardown runs.
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     if _shared["cluster"] is None:
         c = Cluster()
         try:

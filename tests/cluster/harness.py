@@ -59,6 +59,28 @@ class ClusterError(RuntimeError):
     pass
 
 
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL the child if the process (thread) that started it dies,
+    so even a SIGKILLed pytest leaves no control-plane processes behind."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort (non-glibc systems)
+        pass
+
+
+def remove_stale_tmpdirs() -> None:
+    """Delete temp dirs of earlier runs whose owning process no longer exists."""
+    for d in Path(tempfile.gettempdir()).glob("mock-accel-cluster-*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -164,7 +186,9 @@ class Cluster:
             latest.symlink_to(self.log_dir.name)
         except OSError:
             pass
+        remove_stale_tmpdirs()
         self.tmp = Path(tempfile.mkdtemp(prefix="mock-accel-cluster-"))
+        (self.tmp / "owner.pid").write_text(str(os.getpid()))
         atexit.register(self.stop)
         self._pki()
         self.timings["pki"] = time.monotonic() - t0
@@ -254,7 +278,8 @@ class Cluster:
         fh.write(("$ " + " ".join([str(self.bins[name]), *args]) + "\n").encode())
         fh.flush()
         proc = subprocess.Popen([str(self.bins[name]), *args], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=self.tmp, start_new_session=True)
+                                stdin=subprocess.DEVNULL, cwd=self.tmp, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         fh.close()
         comp = Component(name, proc, log)
         self.components[name] = comp
