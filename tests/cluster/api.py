@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -73,7 +74,8 @@ class Api:
         try:
             return self._resources[(api_version, kind)]
         except KeyError:
-            raise ApiError("GET", api_version, 404, f"kind {kind} not served in {api_version}")
+            raise ApiError("GET", api_version, 404,
+                           f"kind {kind} not served in {api_version}") from None
 
     def path(self, api_version: str, kind: str, name: str | None = None,
              namespace: str | None = None, subresource: str | None = None) -> str:
@@ -114,7 +116,10 @@ class Api:
              **params) -> list[dict]:
         plural, namespaced = self.resource(api_version, kind)
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        p = f"{base}/namespaces/{namespace}/{plural}" if (namespaced and namespace) else f"{base}/{plural}"
+        if namespaced and namespace:
+            p = f"{base}/namespaces/{namespace}/{plural}"
+        else:
+            p = f"{base}/{plural}"
         return self.request("GET", p, params=params or None)["items"]
 
     def patch(self, api_version: str, kind: str, name: str, patch: dict,

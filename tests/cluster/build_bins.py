@@ -176,14 +176,16 @@ def _module_info(go: str, mod: str, cwd: Path | None = None) -> dict:
     out = subprocess.run([go, "mod", "download", "-json", mod], cwd=cwd, env=_go_env(),
                          capture_output=True, text=True)
     if out.returncode:
-        raise BuildError(f"`go mod download {mod}` failed: {out.stderr.strip() or out.stdout.strip()}")
+        detail = out.stderr.strip() or out.stdout.strip()
+        raise BuildError(f"`go mod download {mod}` failed: {detail}")
     return json.loads(out.stdout)
 
 
 def _k8s_build_date(go: str, version: str) -> str:
     # The module's publication time: deterministic, so Go's link cache stays warm.
     try:
-        info = json.loads(Path(_module_info(go, f"k8s.io/kubernetes@{version}")["Info"]).read_text())
+        info_path = Path(_module_info(go, f"k8s.io/kubernetes@{version}")["Info"])
+        info = json.loads(info_path.read_text())
         return info["Time"]
     except (BuildError, OSError, KeyError, ValueError):
         return "1970-01-01T00:00:00Z"
@@ -200,7 +202,8 @@ def helm_ldflags(go: str, version: str) -> str:
              f"-X {base}/internal/version.gitTreeState=clean"]
     if minor:  # the default .Capabilities.KubeVersion of `helm template`
         for pkg in ("pkg/lint/rules", "pkg/chartutil"):
-            flags += [f"-X {base}/{pkg}.k8sVersionMajor=1", f"-X {base}/{pkg}.k8sVersionMinor={minor}"]
+            flags += [f"-X {base}/{pkg}.k8sVersionMajor=1",
+                      f"-X {base}/{pkg}.k8sVersionMinor={minor}"]
     return " ".join(flags)
 
 

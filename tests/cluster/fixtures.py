@@ -20,7 +20,6 @@ import pytest
 
 from .harness import Cluster
 
-
 # One cluster per process, even if several conftest files import these fixtures
 # (each import registers its own session fixture; they share this instance).
 _shared: dict = {"cluster": None, "users": 0}

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from . import build_bins
-from .api import Api, ApiError
+from .api import Api
 from .pki import PKI
 
 # DRA feature gates we rely on.  Gates that are GA *and locked* in this release
@@ -88,11 +88,11 @@ def free_port() -> int:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now_micro() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _tail(path: Path, n: int = 40) -> str:
@@ -163,7 +163,7 @@ class Cluster:
         self._stopped = False
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         try:
             self.start()
         except BaseException:
@@ -174,7 +174,7 @@ class Cluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         t0 = time.monotonic()
         if self.bins is None:
             self.bins = build_bins.ensure_bins(build_bins.SERVER_BINS + ("kubectl",))
@@ -286,7 +286,8 @@ class Cluster:
         return comp
 
     def _gates(self) -> str:
-        return ",".join(f"{k}={'true' if v else 'false'}" for k, v in sorted(self.feature_gates.items()))
+        gates = sorted(self.feature_gates.items())
+        return ",".join(f"{k}={'true' if v else 'false'}" for k, v in gates)
 
     def _wait(self, what: str, comp: Component, check, timeout: float | None = None):
         """Poll `check()` until truthy; fail fast if `comp` died; error shows its log tail."""
@@ -357,8 +358,7 @@ class Cluster:
             pair = self.certs[comp]
             kcfg[comp] = self.write_kubeconfig(self.tmp / f"{comp}.kubeconfig", comp,
                                                pair.cert, pair.key)
-        for comp, serving in (("kube-controller-manager", "kcm-serving"),
-                              ("kube-scheduler", "scheduler-serving")):
+        for comp in ("kube-controller-manager", "kube-scheduler"):
             self.ports[comp] = free_port()
         kcm = kcfg["kube-controller-manager"]
         self._spawn("kube-controller-manager", common + [

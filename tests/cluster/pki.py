@@ -42,7 +42,7 @@ class PKI:
     def __init__(self, directory: Path):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        now = _dt.datetime.now(_dt.timezone.utc)
+        now = _dt.datetime.now(_dt.UTC)
         self._not_before = now - _dt.timedelta(minutes=5)
         self._ca_key = ec.generate_private_key(ec.SECP256R1())
         name = _name("mock-accel-test-ca")
@@ -81,7 +81,8 @@ class PKI:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 self._ca_key.public_key()), critical=False)
         )
-        sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        sans = [x509.DNSName(d) for d in dns]
+        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         if sans:
             b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         cert = b.sign(self._ca_key, hashes.SHA256())

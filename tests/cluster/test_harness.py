@@ -50,7 +50,8 @@ def test_nodes_are_ready_and_use_node_identity(cluster, api):
                                    subresource="status")
     assert e.value.status == 403
     # ... and the node's kubeconfig works for clients such as a kubelet plugin.
-    out = subprocess.run([str(cluster.bins["kubectl"]), f"--kubeconfig={cluster.nodes[a].kubeconfig}",
+    kubectl = str(cluster.bins["kubectl"])
+    out = subprocess.run([kubectl, f"--kubeconfig={cluster.nodes[a].kubeconfig}",
                           "get", "node", a, "-o", "name"], capture_output=True, text=True)
     assert out.stdout.strip() == f"node/{a}", out.stderr
 
@@ -63,7 +64,8 @@ def test_validating_admission_policy_is_enforced(cluster, api, namespace):
                        "matchConstraints": {"resourceRules": [{
                            "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
                            "resources": ["configmaps"]}]},
-                       "validations": [{"expression": "!has(object.data) || !('forbidden' in object.data)",
+                       "validations": [{"expression":
+                                        "!has(object.data) || !('forbidden' in object.data)",
                                         "message": "forbidden key"}]}}
     binding = {"apiVersion": "admissionregistration.k8s.io/v1",
                "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
@@ -95,7 +97,8 @@ def test_service_account_tokens_carry_node_info(cluster, api, namespace):
     (node,) = cluster.create_nodes(1, prefix=f"{namespace}-sa")
     pod = api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                       "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
-                               "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}},
+                               "containers": [{"name": "c",
+                                               "image": "registry.k8s.io/pause:3.10"}]}},
                      namespace)
     tr = api.request("POST", api.path("v1", "ServiceAccount", "default", namespace, "token"), {
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",

@@ -5,8 +5,7 @@
 """
 
 from .dmesg import assert_clean_dmesg, dmesg_problems
-from .errors import (GuestCrashed, GuestError, GuestTimeout, HarnessSetupError,
-                     ModuleLoadError)
+from .errors import GuestCrashed, GuestError, GuestTimeout, HarnessSetupError, ModuleLoadError
 from .guest import GuestResult, artifacts_root, run_in_guest, run_interactive
 from .kernel import GuestKernel, find_kernel
 

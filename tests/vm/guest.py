@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TextIO
+from typing import TextIO
 
-from .errors import (GuestCrashed, GuestError, GuestTimeout, HarnessSetupError,
-                     ModuleLoadError)
+from .errors import GuestCrashed, GuestError, GuestTimeout, HarnessSetupError, ModuleLoadError
 from .initramfs import ensure_initramfs
 from .kernel import GuestKernel, find_kernel
 

@@ -16,9 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm import (GuestCrashed, GuestResult, GuestTimeout, HarnessSetupError,
-                      ModuleLoadError, assert_clean_dmesg, dmesg_problems,
-                      find_kernel, run_in_guest)
+from tests.vm import (
+    GuestCrashed,
+    GuestResult,
+    GuestTimeout,
+    HarnessSetupError,
+    ModuleLoadError,
+    assert_clean_dmesg,
+    dmesg_problems,
+    find_kernel,
+    run_in_guest,
+)
 from tests.vm.guest import REPO_ROOT, kernel_cmdline, render_job_script
 from tests.vm.initramfs import CpioArchive, ensure_initramfs, read_module
 from tests.vm.kernel import REQUIRED_MODULES, module_name, resolve_module_load_order
@@ -125,7 +133,8 @@ def test_kernel_cmdline_sets_firmware_path_under_host_mount() -> None:
 def test_dmesg_problems_flags_warnings_and_leaks() -> None:
     clean = "[    1.0] 9p: Installing v9fs 9p2000 file system support\n"
     assert dmesg_problems(clean) == []
-    dirty = clean + "[    2.0] WARNING: CPU: 0 PID: 1 at foo.c:1\n[    3.0] mock: 3 objects leaked\n"
+    dirty = (clean + "[    2.0] WARNING: CPU: 0 PID: 1 at foo.c:1\n"
+             "[    3.0] mock: 3 objects leaked\n")
     assert len(dmesg_problems(dirty)) == 2
 
 
