@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     elif stamp.get("first_build_seconds"):
         print(f"first (cold) build recorded in {build_bins.cache_bin_dir()}/versions.json: "
               f"{_fmt(stamp['first_build_seconds'])}")
+        for n, s in sorted(stamp.get("cold_build_seconds", {}).items()):
+            print(f"    {n:24s} {_fmt(s)} (cold)")
         for n, s in sorted(stamp.get("build_seconds", {}).items()):
             print(f"    {n:24s} {_fmt(s)} (last build)")
     t0 = time.monotonic()
