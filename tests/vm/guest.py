@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -107,12 +108,25 @@ def _host_path(path: str | os.PathLike[str], what: str, *, is_dir: bool) -> Path
     return resolved
 
 
-def _tail(path: Path, lines: int = SERIAL_TAIL_LINES) -> str:
+_TERMINAL_ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|c)")
+
+
+def _console_text(path: Path) -> str:
+    """Serial log without carriage returns and the BIOS's terminal escapes."""
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
         return ""
-    return "\n".join(text.replace("\r", "").splitlines()[-lines:])
+    return _TERMINAL_ESCAPES.sub("", text.replace("\r", ""))
+
+
+def _tail(path: Path, lines: int = SERIAL_TAIL_LINES) -> str:
+    return "\n".join(_console_text(path).splitlines()[-lines:])
+
+
+def _panic_line(path: Path) -> str | None:
+    return next((line.strip() for line in _console_text(path).splitlines()
+                 if "Kernel panic" in line), None)
 
 
 def _read_text(path: Path) -> str:
@@ -468,8 +482,9 @@ def _collect_result(command: Sequence[str], run_dir: Path, serial_log: Path,
             artifacts_dir=run_dir)
     if not exit_code_text.isdigit():
         fatal = watcher.has("fatal")
+        panic = _panic_line(serial_log)
         reason = (f"guest /init failed: {fatal[len('fatal '):]}" if fatal else
-                  "kernel panic" if "Kernel panic" in _read_text(serial_log) else
+                  f"guest kernel panic: {panic}" if panic else
                   f"qemu exited (status {process.returncode}) before the command finished")
         raise GuestCrashed(reason, artifacts_dir=run_dir,
                            serial_tail=_tail(serial_log), output=output)
