@@ -109,3 +109,19 @@ def test_service_account_tokens_carry_node_info(cluster, api, namespace):
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["kubernetes.io"]["pod"]["name"] == "p"
     assert claims["kubernetes.io"]["node"]["name"] == node
+
+
+def test_startup_failure_names_component_and_cleans_up(cluster, tmp_path):
+    """A locked GA gate cannot be switched off: the API server exits, and the error says so."""
+    from .harness import Cluster, ClusterError
+
+    bad = Cluster(bins=cluster.bins, artifacts=tmp_path, timeout=30,
+                  feature_gates={"DRAPrioritizedList": False})
+    with pytest.raises(ClusterError) as e:
+        with bad:
+            pass
+    print(e.value)
+    assert "kube-apiserver exited" in str(e.value)
+    assert "cannot set feature gate DRAPrioritizedList to false" in str(e.value)
+    assert all(c.proc.poll() is not None for c in bad.components.values())
+    assert not bad.tmp.exists()
