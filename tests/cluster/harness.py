@@ -81,10 +81,18 @@ def remove_stale_tmpdirs() -> None:
             pass
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A currently free 127.0.0.1 TCP port, never the same one twice in this process."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _now() -> str:
@@ -423,6 +431,16 @@ class Cluster:
         return subprocess.run([str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
                               input=input, capture_output=True, text=True, check=check,
                               timeout=timeout)
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 120
+             ) -> subprocess.CompletedProcess:
+        """Run helm (built by `make cluster-bins`) against this cluster as admin."""
+        helm = self.bins.get("helm") or build_bins.ensure_bins(["helm"])["helm"]
+        return subprocess.run([str(helm), f"--kubeconfig={self.kubeconfig}", *args],
+                              capture_output=True, text=True, check=check, timeout=timeout,
+                              env={**self.env(), "HELM_CACHE_HOME": str(self.tmp / "helm-cache"),
+                                   "HELM_CONFIG_HOME": str(self.tmp / "helm-config"),
+                                   "HELM_DATA_HOME": str(self.tmp / "helm-data")})
 
     def env(self) -> dict[str, str]:
         """Environment for a client subprocess (KUBECONFIG set)."""

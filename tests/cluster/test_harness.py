@@ -125,3 +125,9 @@ def test_startup_failure_names_component_and_cleans_up(cluster, tmp_path):
     assert "cannot set feature gate DRAPrioritizedList to false" in str(e.value)
     assert all(c.proc.poll() is not None for c in bad.components.values())
     assert not bad.tmp.exists()
+
+
+def test_helm_talks_to_the_cluster(cluster):
+    out = cluster.helm("version", "--short").stdout.strip()
+    assert out.startswith(build_bins.HELM_VERSION), out
+    assert cluster.helm("list", "-A").returncode == 0
