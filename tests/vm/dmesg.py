@@ -13,13 +13,14 @@ _PROBLEM_PATTERNS = (
     r"\bKernel panic\b",
     r"\bcut here\b",
     r"\bCall Trace:",
-    r"\bleak",
+    r"\b[Ll]eak",
     r"UBSAN:",
     r"KASAN:",
     r"possible circular locking|possible recursive locking",
     r"blocked for more than \d+ seconds",
 )
-_PROBLEM_RE = re.compile("|".join(_PROBLEM_PATTERNS), re.IGNORECASE)
+# case-sensitive on purpose: "loops_per_jiffy" is no Oops, "debug" no BUG
+_PROBLEM_RE = re.compile("|".join(_PROBLEM_PATTERNS))
 
 
 def dmesg_problems(dmesg: str) -> list[str]:

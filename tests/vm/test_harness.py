@@ -136,6 +136,8 @@ def test_dmesg_problems_flags_warnings_and_leaks() -> None:
     dirty = (clean + "[    2.0] WARNING: CPU: 0 PID: 1 at foo.c:1\n"
              "[    3.0] mock: 3 objects leaked\n")
     assert len(dmesg_problems(dirty)) == 2
+    innocent = "[    0.1] loops_per_jiffy: 8399292\n[    0.2] Bug fixes: debug on\n"
+    assert dmesg_problems(innocent) == []
 
 
 @vm
