@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm import run_in_guest
+from tests.vm import dmesg_problems, run_in_guest
 
 REPO = Path(__file__).resolve().parent.parent
 KO = Path(os.environ.get("MOCK_ACCEL_KO", REPO / "kmod" / "mock-accel.ko"))
 FIRMWARE = Path(os.environ.get("MOCK_ACCEL_FIRMWARE_DIR", REPO / "firmware"))
-# case matters: "loops_per_jiffy" is not an Oops
-BAD_KERNEL_LOG = re.compile(r"\bWARNING:|\bBUG[: ]|\bOops\b|general protection fault|"
-                            r"memory leak|[Ll]eak(ed|ing)? |Call Trace|UBSAN|KASAN|refcount_t")
 
 pytestmark = pytest.mark.vm
 
@@ -31,6 +28,6 @@ def test_module_in_a_real_kernel():
     assert result.returncode == 0, f"in-guest tests failed; serial log: {result.serial_log_path}"
     summary = result.output.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary) and "skipped" not in summary, summary
-    bad = [line for line in result.dmesg.splitlines() if BAD_KERNEL_LOG.search(line)]
+    bad = dmesg_problems(result.dmesg)
     assert not bad, "guest kernel log:\n" + "\n".join(bad)
     print(f"guest: booted in {result.boot_seconds:.1f} s, ran in {result.duration:.1f} s")
