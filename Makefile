@@ -1,6 +1,7 @@
 # mock-accel — the two commands of README.md, and the steps they are made of.
-#   make demo   boot a QEMU guest, load the module, print the devices
-#   make test   every test (what .ci/run runs)
+#   make demo          the driver end to end on a local control plane (two simulated nodes)
+#   make demo-kernel   boot a QEMU guest, load the module, print the devices
+#   make test          every test (what .ci/run runs)
 SHELL := /bin/bash
 PYTHON ?= python3
 export PYTHONDONTWRITEBYTECODE := 1
@@ -14,7 +15,8 @@ KO := kmod/mock-accel.ko
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: all deps apt-deps py-deps firmware kmod export check-export test-nbs lint pytest test demo clean
+.PHONY: all deps apt-deps py-deps firmware kmod export check-export test-nbs lint pytest test demo \
+	demo-kernel clean
 
 all: kmod firmware
 
@@ -50,6 +52,7 @@ check-export:
 	@echo "==> checking mock_accel/, nbs/ and README.md are in sync"
 	@before=$$(git status --porcelain -- mock_accel nbs README.md); \
 	nbdev_export && nbdev_clean && $(PYTHON) -m tests.readme --check || exit 1; \
+	$(PYTHON) -m mock_accel.proto_build --check || exit 1; \
 	after=$$(git status --porcelain -- mock_accel nbs README.md); \
 	if [ "$$before" != "$$after" ]; then \
 		echo "nbdev_export/nbdev_clean changed files:"; git status --short -- mock_accel nbs; \
@@ -74,7 +77,19 @@ test: deps
 	$(MAKE) firmware kmod check-export lint test-nbs
 	$(MAKE) $(if $(wildcard tests/cluster/cluster.mk),cluster-bins) pytest
 
+# The control plane runs as a background supervisor; the trap stops it on exit and on Ctrl-C.
 demo: deps
+	$(MAKE) cluster-bins
+	@state=$$(mktemp -d)/cluster.json; \
+	trap '$(PYTHON) -m tests.cluster down --state-file '"$$state"' >/dev/null' EXIT; \
+	echo "==> starting the local control plane (etcd, kube-apiserver, scheduler, controller-manager)"; \
+	$(PYTHON) -m tests.cluster up --nodes 2 --state-file "$$state" || exit 1; \
+	read -r kubeconfig nodes < <($(PYTHON) -c 'import json, sys; s = json.load(open(sys.argv[1])); \
+		print(s["kubeconfig"], ",".join(s["nodes"]))' "$$state"); \
+	$(PYTHON) -m mock_accel.cli demo --kubeconfig "$$kubeconfig" --nodes "$$nodes" \
+		--out $(ARTIFACTS)/demo
+
+demo-kernel: deps
 	$(MAKE) firmware kmod
 	@echo "==> booting the guest and loading mock-accel (2 NUMA nodes, 2 VFs per PF)"
 	$(PYTHON) -m tests.vm run --ko $(KO) --modparams "num_vfs=2" --firmware-dir firmware -- \
