@@ -39,35 +39,41 @@ def device_classes(driver: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class DemoClaim:
+    """A claim of the demo: requests as (DeviceClass, count), optionally one shared attribute."""
     name: str
     what: str
-    device_class: str
-    count: int = 1
-    same_numa: bool = False
+    requests: tuple[tuple[str, int], ...]
+    match_attribute: str | None = None  # e.g. "numaNode" (driver domain) or a qualified name
 
     def manifest(self, namespace: str, driver: str) -> dict:
-        spec: dict = {"devices": {"requests": [{"name": "accel", "exactly": {
-            "deviceClassName": self.device_class, "count": self.count}}]}}
-        if self.same_numa:
-            spec["devices"]["constraints"] = [{"requests": ["accel"],
-                                               "matchAttribute": f"{driver}/numaNode"}]
+        names = [f"r{index}" for index in range(len(self.requests))]
+        spec: dict = {"devices": {"requests": [
+            {"name": name, "exactly": {"deviceClassName": device_class, "count": count}}
+            for name, (device_class, count) in zip(names, self.requests, strict=True)]}}
+        if self.match_attribute:
+            qualified = (self.match_attribute if "/" in self.match_attribute
+                         else f"{driver}/{self.match_attribute}")
+            spec["devices"]["constraints"] = [{"requests": names, "matchAttribute": qualified}]
         return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
                 "metadata": {"name": self.name, "namespace": namespace}, "spec": spec}
 
-    def pod(self, namespace: str) -> dict:
+    def pod(self, namespace: str, node_selector: dict | None = None) -> dict:
+        spec = {"terminationGracePeriodSeconds": 0,
+                "resourceClaims": [{"name": "accel", "resourceClaimName": self.name}],
+                "containers": [{"name": "app", "image": "busybox",
+                                "command": ["sh", "-c", "env | grep MOCK_ACCEL"],
+                                "resources": {"claims": [{"name": "accel"}]}}]}
+        if node_selector:
+            spec["nodeSelector"] = node_selector
         return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": f"{self.name}-pod", "namespace": namespace},
-                "spec": {"terminationGracePeriodSeconds": 0,
-                         "resourceClaims": [{"name": "accel", "resourceClaimName": self.name}],
-                         "containers": [{"name": "app", "image": "busybox",
-                                         "command": ["sh", "-c", "env | grep MOCK_ACCEL"],
-                                         "resources": {"claims": [{"name": "accel"}]}}]}}
+                "metadata": {"name": f"{self.name}-pod", "namespace": namespace}, "spec": spec}
 
 
-SCENARIO = [DemoClaim("whole-pf", "one PF", "mock-accel-pf"),
-            DemoClaim("one-vf", "one VF", "mock-accel-vf"),
-            DemoClaim("numa-pair", "two PFs on one NUMA node", "mock-accel-pf", 2, True),
-            DemoClaim("too-big", "three PFs on one NUMA node", "mock-accel-pf", 3, True)]
+SCENARIO = [DemoClaim("whole-pf", "one PF", (("mock-accel-pf", 1),)),
+            DemoClaim("one-vf", "one VF", (("mock-accel-vf", 1),)),
+            DemoClaim("numa-pair", "two PFs on one NUMA node", (("mock-accel-pf", 2),), "numaNode"),
+            DemoClaim("too-big", "three PFs on one NUMA node", (("mock-accel-pf", 3),),
+                      "numaNode")]
 
 # %% ../nbs/13_demo.ipynb #5e24d46c
 NODE_TOPOLOGY = SimConfig(num_devices=4, numa_nodes=2, total_vfs=4, num_vfs=4)
@@ -76,12 +82,13 @@ NODE_TOPOLOGY = SimConfig(num_devices=4, numa_nodes=2, total_vfs=4, num_vfs=4)
 class DemoNode:
     """One simulated node running our controller and node agent."""
 
-    def __init__(self, name: str, workdir: Path, client: KubeClient, driver: str):
+    def __init__(self, name: str, workdir: Path, client: KubeClient, driver: str,
+                 topology: SimConfig = NODE_TOPOLOGY):
         from mock_accel.controller import SliceController
         from mock_accel.plugin import DriverPlugin, PluginConfig
         self.name = name
         self.dir = workdir / name
-        self.sim = SimNode.create(self.dir / "root", NODE_TOPOLOGY)
+        self.sim = SimNode.create(self.dir / "root", topology)
         self.config = PluginConfig(driver=driver, node_name=name,
                                    plugins_dir=str(self.dir / "plugins"),
                                    registry_dir=str(self.dir / "plugins_registry"),
@@ -151,19 +158,21 @@ class ClaimOutcome:
 class Demo:
     def __init__(self, client: KubeClient, nodes: list[str], workdir: Path,
                  driver: str = "mock-accel.example.com", namespace: str = "mock-accel-demo",
-                 scenario: list[DemoClaim] = SCENARIO, timeout: float = 90.0):
+                 scenario: list[DemoClaim] = SCENARIO, timeout: float = 90.0,
+                 topology: SimConfig = NODE_TOPOLOGY, node_selector: dict | None = None):
         self.client, self.node_names, self.workdir = client, nodes, Path(workdir)
         self.driver, self.namespace, self.scenario, self.timeout = driver, namespace, scenario, timeout
+        self.topology, self.node_selector = topology, node_selector
         self.nodes: dict[str, DemoNode] = {}
         self.outcomes = {c.name: ClaimOutcome(c) for c in scenario}
-        self.prepared: dict[str, list[dict]] = {}
+        self.prepared: dict[str, tuple[str, dict]] = {}  # claim name -> (node, claim object)
 
     # -- set up -----------------------------------------------------------------------------
     def setup(self) -> None:
         for name in self.node_names:
             self.client.get(f"/api/v1/nodes/{name}")  # a clear error when the node is missing
             say(f"node {name}: simulated devices, controller and node agent")
-            node = DemoNode(name, self.workdir, self.client, self.driver)
+            node = DemoNode(name, self.workdir, self.client, self.driver, self.topology)
             self.nodes[name] = node
             node.start()
         for device_class in device_classes(self.driver):
@@ -185,12 +194,16 @@ class Demo:
                 self.client.replace(f"{path}/{body['metadata']['name']}", body)
 
     # -- submit and wait --------------------------------------------------------------------
-    def submit(self) -> None:
+    def submit(self, names: list[str] | None = None) -> None:
+        """Create the claims (all, or those named) and a pod using each."""
         for claim in self.scenario:
+            if names is not None and claim.name not in names:
+                continue
+            self.outcomes[claim.name] = ClaimOutcome(claim)
             self.client.create(f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims",
                                claim.manifest(self.namespace, self.driver))
             self.client.create(f"/api/v1/namespaces/{self.namespace}/pods",
-                               claim.pod(self.namespace))
+                               claim.pod(self.namespace, self.node_selector))
             say(f"claim {claim.name}: {claim.what}")
 
     def _claim(self, name: str) -> dict:
@@ -236,21 +249,30 @@ class Demo:
                 continue
             outcome.state = "prepared"
             outcome.env = container_env(node.cdi, claim["metadata"]["uid"])
-            self.prepared.setdefault(outcome.node, []).append(claim)
+            self.prepared[outcome.claim.name] = (outcome.node, claim)
             say(f"prepared {outcome.claim.name} on {outcome.node}: "
                 f"{', '.join(d.device_name for d in answer.devices)}")
 
     # -- tear down --------------------------------------------------------------------------
+    def release(self, name: str) -> None:
+        """Delete the claim's pod, unprepare it (as the kubelet does), delete the claim."""
+        with contextlib.suppress(KubeError):
+            self.client.delete(f"/api/v1/namespaces/{self.namespace}/pods/{name}-pod")
+        if name in self.prepared:
+            node_name, claim = self.prepared.pop(name)
+            answer = prepare_over_grpc(self.nodes[node_name].dra_socket, [claim], unprepare=True)
+            error = answer[claim["metadata"]["uid"]].error
+            if error:
+                raise RuntimeError(f"unprepare of {name} failed: {error}")
+        with contextlib.suppress(KubeError):
+            self.client.delete(f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims/{name}")
+        self.outcomes[name].state = "released"
+
     def teardown(self) -> None:
         say("tearing down")
-        for node_name, claims in self.prepared.items():
-            with contextlib.suppress(Exception):
-                prepare_over_grpc(self.nodes[node_name].dra_socket, claims, unprepare=True)
         for claim in self.scenario:
-            for path in (f"/api/v1/namespaces/{self.namespace}/pods/{claim.name}-pod",
-                         f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims/{claim.name}"):
-                with contextlib.suppress(KubeError):
-                    self.client.delete(path)
+            with contextlib.suppress(Exception):
+                self.release(claim.name)
         for node in self.nodes.values():
             node.stop()
         for name in self.nodes:
