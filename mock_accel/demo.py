@@ -166,6 +166,7 @@ class Demo:
         self.nodes: dict[str, DemoNode] = {}
         self.outcomes = {c.name: ClaimOutcome(c) for c in scenario}
         self.prepared: dict[str, tuple[str, dict]] = {}  # claim name -> (node, claim object)
+        self.submitted: set[str] = set()
 
     # -- set up -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -200,6 +201,7 @@ class Demo:
             if names is not None and claim.name not in names:
                 continue
             self.outcomes[claim.name] = ClaimOutcome(claim)
+            self.submitted.add(claim.name)
             self.client.create(f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims",
                                claim.manifest(self.namespace, self.driver))
             self.client.create(f"/api/v1/namespaces/{self.namespace}/pods",
@@ -215,8 +217,9 @@ class Demo:
     def wait_for_scheduler(self) -> None:
         say("waiting for the scheduler")
         deadline = time.monotonic() + self.timeout
+        waiting = [self.outcomes[name] for name in sorted(self.submitted)]
         while time.monotonic() < deadline:
-            for outcome in self.outcomes.values():
+            for outcome in waiting:
                 if outcome.state != "pending":
                     continue
                 claim, pod = self._claim(outcome.claim.name), self._pod(outcome.claim.name)
@@ -231,7 +234,7 @@ class Demo:
                             condition.get("reason") == "Unschedulable":
                         outcome.state = "unschedulable"
                         outcome.detail = condition.get("message", "")[:120]
-            if all(o.state != "pending" for o in self.outcomes.values()):
+            if all(o.state != "pending" for o in waiting):
                 return
             time.sleep(0.5)
         log.warning("some claims are still pending after %.0f s", self.timeout)
@@ -267,12 +270,13 @@ class Demo:
         with contextlib.suppress(KubeError):
             self.client.delete(f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims/{name}")
         self.outcomes[name].state = "released"
+        self.submitted.discard(name)
 
     def teardown(self) -> None:
         say("tearing down")
-        for claim in self.scenario:
+        for name in sorted(self.submitted):
             with contextlib.suppress(Exception):
-                self.release(claim.name)
+                self.release(name)
         for node in self.nodes.values():
             node.stop()
         for name in self.nodes:
