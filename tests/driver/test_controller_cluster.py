@@ -267,3 +267,22 @@ def test_pf_not_allocatable_while_its_vf_is(publish, api, namespace, cluster_obj
     wait_bound(api, namespace, "pf-user", timeout=60)
     (pf,) = allocation(api, namespace, "pf")
     assert pf["device"] == "mock0"
+
+
+def test_fallback_without_counters_is_accepted_and_allocatable(publish, api, namespace,
+                                                              cluster_objects):
+    node = publish(SimConfig(num_devices=2, total_vfs=2, num_vfs=2), partitionable=False)
+    first = node.controller.reconcile()
+    assert first.created == 1
+    (only,) = node.slices()
+    assert "sharedCounters" not in only["spec"] and only["spec"]["pool"]["resourceSliceCount"] == 1
+    assert set(node.devices()) == {"mock0-vf0", "mock0-vf1", "mock1-vf0", "mock1-vf1"}
+    assert not any("consumesCounters" in d for d in node.devices().values())
+    assert node.controller.reconcile().writes == 0
+
+    cluster_objects(device_class(f"{namespace}-vf", "vf"))
+    api.create(claim("vf", f"{namespace}-vf"), namespace)
+    api.create(pod("user", "vf", node.name), namespace)
+    wait_bound(api, namespace, "user")
+    (result,) = allocation(api, namespace, "vf")
+    assert result["device"].startswith("mock") and "-vf" in result["device"]
