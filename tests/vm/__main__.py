@@ -45,6 +45,10 @@ def _add_guest_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--numa-nodes", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--memory-mb", type=int, default=2048)
+    parser.add_argument("--host-port", type=int, action="append", default=[],
+                        metavar="PORT", dest="host_ports",
+                        help="make the host's 127.0.0.1:PORT reachable as 127.0.0.1:PORT "
+                             "in the guest (repeatable; nothing else is reachable)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -93,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         firmware_dir=_firmware_dir(args), env=_parse_env(args.env),
         timeout=args.timeout, numa_nodes=args.numa_nodes, memory_mb=args.memory_mb,
         cpus=args.cpus, cwd=args.cwd, log_path=args.log, progress=not args.quiet,
-        output_stream=sys.stdout)
+        output_stream=sys.stdout, host_ports=args.host_ports)
     return result.returncode
 
 
@@ -103,7 +107,7 @@ def _shell(args: argparse.Namespace) -> int:
         command, ko=args.ko, modparams=args.modparams,
         firmware_dir=_firmware_dir(args), env=_parse_env(args.env),
         numa_nodes=args.numa_nodes, memory_mb=args.memory_mb, cpus=args.cpus,
-        cwd=args.cwd)
+        cwd=args.cwd, host_ports=args.host_ports)
 
 
 def main(argv: list[str] | None = None) -> int:

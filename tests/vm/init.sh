@@ -65,6 +65,50 @@ mark "stage host-mounted uptime=$(uptime_s)"
 [ -r /outbox/job.sh ] || fatal "no /outbox/job.sh"
 . /outbox/job.sh
 
+# Only with JOB_HOST_PORTS (run_in_guest(host_ports=...)): the NIC is on QEMU's
+# restricted user network, where a connection to $JOB_HOST_ALIAS:<port> reaches
+# the host's 127.0.0.1:<port>. A forwarder per port makes that the guest's own
+# 127.0.0.1:<port>, so URLs and TLS names valid on the host work unchanged.
+start_network() {
+    while read -r module; do
+        insmod "/modules/$module" || fatal "cannot insmod /modules/$module"
+    done < /modules/net-load-order
+    ip link set lo up || fatal "cannot bring up lo"
+    iface=""
+    tries=0
+    while [ -z "$iface" ]; do
+        for dev in /sys/class/net/*; do
+            [ "${dev##*/}" = lo ] || { iface="${dev##*/}"; break; }
+        done
+        [ -n "$iface" ] && break
+        tries=$((tries + 1))
+        [ "$tries" -lt 200 ] || fatal "no network interface appeared"
+        sleep 0.1
+    done
+    ip addr add "$JOB_GUEST_ADDRESS" dev "$iface" || fatal "cannot address $iface"
+    ip link set "$iface" up || fatal "cannot bring up $iface"
+    mkdir -p /forward
+    for port in $JOB_HOST_PORTS; do
+        printf '#!/bin/sh\nexec nc %s %s\n' "$JOB_HOST_ALIAS" "$port" > "/forward/$port"
+        chmod 755 "/forward/$port"
+        # -ll: keep listening, one forked "nc $JOB_HOST_ALIAS <port>" per connection
+        nc -ll -p "$port" -e "/forward/$port" < /dev/null > /dev/null 2>&1 &
+    done
+    for port in $JOB_HOST_PORTS; do
+        hex=$(printf '%04X' "$port")
+        tries=0
+        # listening (state 0A) on :<port>, over IPv4 or (v4-mapped) IPv6
+        until cat /proc/net/tcp /proc/net/tcp6 2>/dev/null \
+                | grep -q ":$hex [0-9A-F]*:0000 0A"; do
+            tries=$((tries + 1))
+            [ "$tries" -lt 200 ] || fatal "forwarder for port $port is not listening"
+            sleep 0.1
+        done
+    done
+    mark "stage network-up iface=$iface ports=$JOB_HOST_PORTS"
+}
+[ -n "$JOB_HOST_PORTS" ] && start_network
+
 if [ -n "$JOB_KO" ]; then
     mark "stage insmod $JOB_KO"
     if ! job_insmod > /outbox/insmod.log 2>&1; then

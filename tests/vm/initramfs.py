@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HarnessSetupError
-from .kernel import GuestKernel, resolve_module_load_order
+from .kernel import NET_MODULES, GuestKernel, resolve_module_load_order
 
 BUSYBOX_ENV_VAR = "MOCK_ACCEL_VM_BUSYBOX"
 CACHE_ENV_VAR = "MOCK_ACCEL_VM_CACHE"
 INIT_SCRIPT = Path(__file__).with_name("init.sh")
 # Bump when the initramfs layout changes in a way the inputs do not capture.
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
 
 PT_INTERP = 3
 
@@ -151,7 +151,10 @@ def _inputs_digest(busybox: Path, modules: list[Path], init_script: bytes) -> st
     return digest.hexdigest()[:16]
 
 
-def build_initramfs_bytes(busybox: Path, modules: list[Path], init_script: bytes) -> bytes:
+def build_initramfs_bytes(busybox: Path, modules: list[Path], init_script: bytes,
+                          net_modules: list[Path] | None = None) -> bytes:
+    """``modules`` are loaded at every boot (modules/load-order), ``net_modules``
+    only when the job asks for a NIC (modules/net-load-order)."""
     archive = CpioArchive()
     for directory in ("bin", "sbin", "dev", "proc", "sys", "tmp", "host",
                       "outbox", "modules"):
@@ -167,6 +170,14 @@ def build_initramfs_bytes(busybox: Path, modules: list[Path], init_script: bytes
         archive.add_file(f"modules/{name}", read_module(module))
         load_order.append(name)
     archive.add_file("modules/load-order", ("\n".join(load_order) + "\n").encode())
+    net_load_order = []
+    for module in net_modules or []:
+        name = plain_module_name(module)
+        if name not in load_order:
+            archive.add_file(f"modules/{name}", read_module(module))
+            net_load_order.append(name)
+    archive.add_file("modules/net-load-order",
+                     "".join(f"{name}\n" for name in net_load_order).encode())
     return archive.to_bytes()
 
 
@@ -174,13 +185,15 @@ def ensure_initramfs(kernel: GuestKernel) -> Path:
     """Path of a cached initramfs for ``kernel``, building it if inputs changed."""
     busybox = find_static_busybox()
     modules = resolve_module_load_order(kernel)
+    net_modules = [path for path in resolve_module_load_order(kernel, NET_MODULES)
+                   if path not in modules]
     init_script = INIT_SCRIPT.read_bytes()
-    digest = _inputs_digest(busybox, modules, init_script)
+    digest = _inputs_digest(busybox, modules + net_modules, init_script)
     target = cache_dir() / f"initramfs-{kernel.version}-{digest}.cpio"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = build_initramfs_bytes(busybox, modules, init_script)
+    data = build_initramfs_bytes(busybox, modules, init_script, net_modules)
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False,
                                      prefix=".initramfs-") as handle:
         handle.write(data)

@@ -28,6 +28,10 @@ REQUIRED_MODULES: tuple[str, ...] = (
     "overlay",
 )
 
+# Modules for the optional NIC (``run_in_guest(host_ports=...)``); they sit in
+# the initramfs too but are only loaded when the run asks for networking.
+NET_MODULES: tuple[str, ...] = ("failover", "net_failover", "virtio_net")
+
 MODULE_SUFFIXES: tuple[str, ...] = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 

@@ -6,12 +6,15 @@ assert on its result. Deselect the slow ones with ``-m "not vm"``.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,14 @@ from tests.vm import (
     find_kernel,
     run_in_guest,
 )
-from tests.vm.guest import REPO_ROOT, kernel_cmdline, render_job_script
+from tests.vm.guest import (
+    HOST_ALIAS,
+    REPO_ROOT,
+    check_host_ports,
+    kernel_cmdline,
+    network_args,
+    render_job_script,
+)
 from tests.vm.initramfs import CpioArchive, ensure_initramfs, read_module
 from tests.vm.kernel import REQUIRED_MODULES, module_name, resolve_module_load_order
 
@@ -125,6 +135,40 @@ def test_job_script_quotes_everything(tmp_path: Path) -> None:
     assert "JOB_KO='/x y/m.ko'" in script
 
 
+def test_network_args_default_to_no_nic() -> None:
+    assert network_args(()) == ["-nic", "none"]
+
+
+def test_network_args_forward_only_listed_loopback_ports() -> None:
+    args = network_args([6443, 8080])
+    assert args[0] == "-netdev" and args[2:] == ["-device",
+                                                "virtio-net-pci,netdev=net0,romfile="]
+    options = args[1].split(",")
+    assert options[:4] == ["user", "id=net0", "restrict=on", "ipv6=off"]
+    forwards = [option for option in options if option.startswith("guestfwd=")]
+    assert len(forwards) == 2
+    for forward, port in zip(forwards, (6443, 8080), strict=True):
+        assert forward.startswith(f"guestfwd=tcp:{HOST_ALIAS}:{port}-cmd:")
+        assert forward.endswith(f" nc 127.0.0.1 {port}")
+    assert not any(option.startswith("hostfwd") for option in options)
+
+
+def test_host_ports_are_checked() -> None:
+    assert check_host_ports([1, 65535]) == (1, 65535)
+    for bad in ([0], [65536], ["80"], [True], [80, 80]):
+        with pytest.raises(HarnessSetupError):
+            check_host_ports(bad)
+
+
+def test_job_script_lists_host_ports() -> None:
+    script = render_job_script(["true"], ko=None, modparams="", env={}, cwd=Path("/"),
+                               host_ports=(6443, 8080))
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    assert "JOB_HOST_PORTS='6443 8080'" in script
+    assert "JOB_HOST_PORTS=''" in render_job_script(["true"], ko=None, modparams="",
+                                                    env={}, cwd=Path("/"))
+
+
 def test_kernel_cmdline_sets_firmware_path_under_host_mount() -> None:
     assert "firmware_class.path" not in kernel_cmdline(None)
     assert "firmware_class.path=/host/srv/fw" in kernel_cmdline(Path("/srv/fw"))
@@ -178,6 +222,7 @@ FACTS_SCRIPT = textwrap.dedent(f"""
         "root_writable": os.access("/usr", os.W_OK),
         "tmp_writable": os.access("/tmp", os.W_OK),
         "dev_null": os.path.exists("/dev/null"),
+        "net_ifaces": sorted(os.listdir("/sys/class/net")),
     }}
     print("{FACTS_PREFIX}" + json.dumps(facts))
     print("to stderr", file=sys.stderr)
@@ -212,6 +257,11 @@ def test_host_python_runs_against_guest_kernel(plain_boot: GuestResult) -> None:
     assert facts["root_writable"] is False
     assert facts["tmp_writable"] is True and facts["dev_null"] is True
     assert facts["firmware_path"] == ""
+
+
+@vm
+def test_no_network_unless_asked(plain_boot: GuestResult) -> None:
+    assert _facts(plain_boot)["net_ifaces"] == ["lo"]
 
 
 @vm
@@ -317,6 +367,92 @@ def test_request_firmware_finds_files_in_firmware_dir(module_boot: GuestResult) 
         pytest.skip("test_firmware.ko not available for this kernel")
     assert bytes.fromhex(facts["firmware_bytes"]) == FIRMWARE_BYTES
     assert_clean_dmesg(module_boot.dmesg)
+
+
+# --------------------------------------------------------------------------
+# boot 3: host_ports — the host's 127.0.0.1:<port> as the guest's, nothing else
+# --------------------------------------------------------------------------
+
+NETWORK_SCRIPT = textwrap.dedent(f"""
+    import concurrent.futures, json, socket, sys, urllib.request
+    forwarded, other = int(sys.argv[1]), int(sys.argv[2])
+
+    def get(index):
+        url = f"http://127.0.0.1:{{forwarded}}/{{index}}"
+        return urllib.request.urlopen(url, timeout=60).read().decode()
+
+    def refused(host, port):
+        try:
+            socket.create_connection((host, port), timeout=20).close()
+        except OSError as error:
+            return type(error).__name__
+        return False
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(get, range(8)))
+    facts = {{
+        "bodies": bodies,
+        "refused": {{f"{{host}}:{{port}}": refused(host, port) for host, port in [
+            ("127.0.0.1", other), ("{HOST_ALIAS}", other),
+            ("10.0.2.2", forwarded), ("10.0.2.2", other), ("10.0.2.3", 53)]}},
+    }}
+    print("{FACTS_PREFIX}" + json.dumps(facts))
+""")
+
+
+class _EchoPathHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        body = f"{self.server.server_address[1]}{self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.clients.append(self.client_address[0])  # type: ignore[attr-defined]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def loopback_servers() -> Iterator[list[http.server.ThreadingHTTPServer]]:
+    servers = []
+    for _ in range(2):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoPathHandler)
+        server.clients = []  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def network_boot(loopback_servers: list[http.server.ThreadingHTTPServer]) -> GuestResult:
+    forwarded, other = (server.server_address[1] for server in loopback_servers)
+    return run_in_guest(["python3", "-c", NETWORK_SCRIPT, str(forwarded), str(other)],
+                        host_ports=[forwarded], timeout=300)
+
+
+@vm
+def test_host_port_is_the_guest_loopback_port(
+        network_boot: GuestResult,
+        loopback_servers: list[http.server.ThreadingHTTPServer]) -> None:
+    assert network_boot.returncode == 0, network_boot.output
+    forwarded = loopback_servers[0].server_address[1]
+    assert _facts(network_boot)["bodies"] == [f"{forwarded}/{index}" for index in range(8)]
+    assert loopback_servers[0].clients == ["127.0.0.1"] * 8  # type: ignore[attr-defined]
+    assert "network-up iface=eth0" in network_boot.serial_log_path.read_text()
+
+
+@vm
+def test_nothing_but_the_host_ports_is_reachable(
+        network_boot: GuestResult,
+        loopback_servers: list[http.server.ThreadingHTTPServer]) -> None:
+    refused = _facts(network_boot)["refused"]
+    assert all(refused.values()), refused
+    assert loopback_servers[1].clients == []  # type: ignore[attr-defined]
+    assert_clean_dmesg(network_boot.dmesg)
 
 
 # --------------------------------------------------------------------------
