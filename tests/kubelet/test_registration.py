@@ -186,3 +186,31 @@ def test_metrics_endpoint(make_plugin, kubelet):
                  "mock_accel_plugin_unprepare_seconds_count 1.0",
                  "mock_accel_plugin_prepared_claims 0.0"]:
         assert line in text, line
+
+
+class OneClaim:
+    """An API client serving one allocated claim (rolling-update test; no control plane)."""
+
+    def __init__(self, node: str, device: str):
+        self.claim = {"metadata": {"namespace": "ns", "name": "c", "uid": "uid-c"},
+                      "status": {"allocation": {"devices": {"results": [
+                          {"request": "accel", "driver": DRIVER, "pool": node,
+                           "device": device}]}}}}
+
+    def get(self, path: str) -> dict:
+        assert path.endswith("/namespaces/ns/resourceclaims/c"), path
+        return self.claim
+
+
+def test_rolling_update_instances_share_the_checkpoint(make_plugin, kubelet):
+    client = OneClaim("node-a", "mock1")
+    old = make_plugin(pod_uid="11111111-1111-4111-8111-111111111111", client=client)
+    new = make_plugin(pod_uid=POD_UID, client=client)
+    by_old = kubelet.register(old.config.registration_socket)
+    assert not by_old.prepare([("ns", "uid-c", "c")])["uid-c"].error
+    old.stop()
+    by_new = kubelet.register(new.config.registration_socket)
+    again = by_new.prepare([("ns", "uid-c", "c")])["uid-c"]     # known from the shared checkpoint
+    assert not again.error and again.devices[0].device_name == "mock1"
+    assert by_new.unprepare([("ns", "uid-c", "c")]) == {"uid-c": ""}
+    assert not new.node.read_device("mock1").allocated and new.checkpoint.load() == {}
