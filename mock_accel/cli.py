@@ -158,14 +158,20 @@ def run_node_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "sim":
+def _delegate(command: str, rest: list[str]) -> int:
+    """`sim` and `demo` have their own parsers: hand them everything after the command."""
+    if command == "sim":
         from mock_accel.sim import main as sim_main
-        return sim_main(args.sim_args)
-    if args.command == "demo":
-        from mock_accel.demo import main as demo_main
-        return demo_main(args.demo_args)
+        return sim_main(rest)
+    from mock_accel.demo import main as demo_main
+    return demo_main(rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("sim", "demo"):
+        return _delegate(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)
     if args.command == "devices":
         from mock_accel.sysfs import main as sysfs_main
         extra = [] if args.passphrase is None else ["--passphrase", str(args.passphrase)]

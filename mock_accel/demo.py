@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .cdi import CdiRegistry
@@ -79,6 +79,18 @@ SCENARIO = [DemoClaim("whole-pf", "one PF", (("mock-accel-pf", 1),)),
 NODE_TOPOLOGY = SimConfig(num_devices=4, numa_nodes=2, total_vfs=4, num_vfs=4)
 
 
+def _firmware(workdir: Path) -> str | None:
+    """The wordlist for the simulated nodes (None, with passphrases off, without xkcdpass)."""
+    from mock_accel.firmware import FIRMWARE_NAME, WordlistError, write_firmware
+    path = workdir / FIRMWARE_NAME
+    if not path.exists():
+        try:
+            write_firmware(workdir)
+        except WordlistError:
+            return None
+    return str(path)
+
+
 class DemoNode:
     """One simulated node running our controller and node agent."""
 
@@ -88,7 +100,7 @@ class DemoNode:
         from mock_accel.plugin import DriverPlugin, PluginConfig
         self.name = name
         self.dir = workdir / name
-        self.sim = SimNode.create(self.dir / "root", topology)
+        self.sim = SimNode.create(self.dir / "root", replace(topology, firmware=_firmware(workdir)))
         self.config = PluginConfig(driver=driver, node_name=name,
                                    plugins_dir=str(self.dir / "plugins"),
                                    registry_dir=str(self.dir / "plugins_registry"),
@@ -299,9 +311,8 @@ def outcome_table(outcomes: list[ClaimOutcome], nodes: dict[str, SimNode]):
                          "device": device or "-",
                          "numa": record.numa_node if record else "-",
                          "pci": record.pci_address if record else "-",
-                         "MOCK_ACCEL_UUID": outcome.env.get("MOCK_ACCEL_UUID",
-                                                            outcome.env.get("MOCK_ACCEL_UUID_0",
-                                                                            "-")),
+                         "uuid": record.uuid if record else "-",
+                         "env": len(outcome.env) or "-",
                          "detail": outcome.detail[:60]})
     return pd.DataFrame(rows)
 
