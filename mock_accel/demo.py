@@ -115,7 +115,7 @@ class DemoNode:
 
     @property
     def dra_socket(self) -> Path:
-        return Path(self.config.plugins_dir) / self.config.driver / "dra.sock"
+        return self.config.dra_socket
 
     def start(self) -> None:
         self.controller.reconcile()

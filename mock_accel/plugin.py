@@ -47,11 +47,12 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'PLUGIN_TYPE', 'DRA_V1', 'DRA_V1BETA1', 'HEALTH_V1', 'HEALTH_V1ALPHA1', 'DRA_SERVICES', 'HEALTH_SERVICES',
-           'UNIX_PATH_MAX', 'HEALTH_TIMEOUT_SECONDS', 'HEALTH_HEARTBEAT_SECONDS', 'CLAIMS_PATH',
-           'registration_socket_name', 'PluginConfig', 'ApiReader', 'ClaimError', 'ClaimRef', 'ClaimResult',
-           'node_selected', 'our_results', 'PluginMetrics', 'DeviceHealthState', 'HealthWatcher', 'DriverPlugin',
-           'RegistrationServicer', 'DraServicer', 'DraV1Servicer', 'DraV1beta1Servicer', 'health_message',
-           'HealthServicer', 'HealthV1Servicer', 'HealthV1alpha1Servicer', 'remove_stale_socket']
+           'UNIX_PATH_MAX', 'HEALTH_TIMEOUT_SECONDS', 'HEALTH_HEARTBEAT_SECONDS', 'CLAIMS_PATH', 'CRASH_POINT_ENV',
+           'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig', 'ApiReader', 'ClaimError',
+           'ClaimRef', 'ClaimResult', 'node_selected', 'our_results', 'PluginMetrics', 'DeviceHealthState',
+           'HealthWatcher', 'DriverPlugin', 'crash_point', 'RegistrationServicer', 'DraServicer', 'DraV1Servicer',
+           'DraV1beta1Servicer', 'health_message', 'HealthServicer', 'HealthV1Servicer', 'HealthV1alpha1Servicer',
+           'remove_stale_socket']
 
 # %% ../nbs/11_plugin.ipynb #e764a7a7
 PLUGIN_TYPE = "DRAPlugin"
@@ -378,7 +379,19 @@ class DriverPlugin:
         with lock:
             yield
 
-# %% ../nbs/11_plugin.ipynb #6d11fbda
+# %% ../nbs/11_plugin.ipynb #f92b138d
+CRASH_POINT_ENV = "MOCK_ACCEL_CRASH_POINT"
+CRASH_POINTS = ("after-mark", "after-cdi", "after-checkpoint")
+CRASH_EXIT_CODE = 86
+
+
+def crash_point(point: str) -> None:
+    """Exit abruptly when `MOCK_ACCEL_CRASH_POINT` names `point` (restart tests only)."""
+    if os.environ.get(CRASH_POINT_ENV) == point:
+        log.error("crash point %s reached: exiting without clean-up", point)
+        os._exit(CRASH_EXIT_CODE)
+
+# %% ../nbs/11_plugin.ipynb #b4eb0808
 def _check_devices(self: DriverPlugin, ref: ClaimRef, results: list[dict],
                    inventory: Inventory) -> None:
     held = holders(self._claims) | self._reserved
@@ -434,9 +447,11 @@ def _prepare_claim(self: DriverPlugin, ref: ClaimRef) -> list[PreparedDevice]:
                 raise ClaimError("device_error",
                                  f"cannot mark device {name} allocated: {err}") from None
             marked.append(name)
+        crash_point("after-mark")
         ids = self.cdi.write_claim_spec(
             ref.uid, [CdiDevice.from_device(self.node, inventory[n]) for n in names]) if names \
             else {}
+        crash_point("after-cdi")
         devices = [PreparedDevice(request=r["request"], pool=r["pool"], device=r["device"],
                                   cdi_ids=[ids[r["device"]]]) for r in results]
         prepared = PreparedClaim(uid=ref.uid, namespace=ref.namespace, name=ref.name,
@@ -448,6 +463,7 @@ def _prepare_claim(self: DriverPlugin, ref: ClaimRef) -> list[PreparedDevice]:
             except BaseException:
                 del self._claims[ref.uid]
                 raise
+        crash_point("after-checkpoint")
     except BaseException as err:
         _roll_back(self, ref, marked, err)
         raise
@@ -498,7 +514,7 @@ def _prepare(self: DriverPlugin, claims: Iterable[ClaimRef]) -> dict[str, ClaimR
 
 DriverPlugin.prepare = _prepare
 
-# %% ../nbs/11_plugin.ipynb #5f4abfc7
+# %% ../nbs/11_plugin.ipynb #ae539c4a
 def _unprepare_claim(self: DriverPlugin, ref: ClaimRef) -> None:
     with self._state_lock:
         prepared = self._claims.get(ref.uid)
@@ -554,7 +570,7 @@ def _unprepare(self: DriverPlugin, claims: Iterable[ClaimRef]) -> dict[str, Clai
 
 DriverPlugin.unprepare = _unprepare
 
-# %% ../nbs/11_plugin.ipynb #3b52ef40
+# %% ../nbs/11_plugin.ipynb #770eccfe
 class RegistrationServicer(pluginregistration_v1_pb2_grpc.RegistrationServicer):
     def __init__(self, plugin: DriverPlugin):
         self.plugin = plugin
@@ -664,7 +680,7 @@ class HealthV1alpha1Servicer(HealthServicer,
     def __init__(self, plugin: DriverPlugin):
         super().__init__(plugin, dra_health_v1alpha1_pb2, HEALTH_V1ALPHA1)
 
-# %% ../nbs/11_plugin.ipynb #1c1427ab
+# %% ../nbs/11_plugin.ipynb #cb813a71
 def remove_stale_socket(path: Path) -> bool:
     """Remove a socket nobody serves at `path`; True if something was removed."""
     try:
