@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="no sharedCounters (clusters older than 1.36)")
     controller.add_argument("--unhealthy-effect", default="NoSchedule",
                             choices=["NoSchedule", "NoExecute"])
+    controller.add_argument("--cleanup-stale-nodes", action="store_true",
+                            help="also delete this driver's slices of nodes that no longer exist "
+                                 "(needs cluster-wide list/delete on resourceslices)")
 
     agent = commands.add_parser("node-agent", help="the kubelet plugin")
     common(agent)
@@ -133,7 +136,8 @@ def run_controller(args: argparse.Namespace) -> int:
     controller = SliceController(
         _client(args), _node_name(args), open_node(args.sysfs_root), driver=args.driver_name,
         partitionable=not args.no_partitionable, unhealthy_effect=args.unhealthy_effect,
-        rescan_interval=parse_duration(args.rescan_interval))
+        rescan_interval=parse_duration(args.rescan_interval),
+        cleanup_stale_nodes=args.cleanup_stale_nodes)
     logging.getLogger(__name__).info("controller starting", extra={
         "node": controller.node_name, "driver": args.driver_name})
     controller.run(_stop_event())
