@@ -64,7 +64,7 @@ def test_driver_on_the_real_module_against_the_real_control_plane(cluster):  # n
         cluster.delete_node(node)
     assert result.returncode == 0, f"in-guest T2 failed; serial log: {result.serial_log_path}"
     summary = result.output.strip().splitlines()[-1]
-    assert re.search(r"\b5 passed\b", summary) and "skipped" not in summary, summary
+    assert re.search(r"\b6 passed\b", summary) and "skipped" not in summary, summary
     assert not leftovers, "the guest left ResourceSlices behind"
     bad = dmesg_problems(result.dmesg)
     assert not bad, "guest kernel log:\n" + "\n".join(bad)

@@ -30,7 +30,7 @@ import pytest
 from mock_accel.controller import SliceController
 from mock_accel.kube import KubeClient, KubeError
 from mock_accel.plugin import DriverPlugin, PluginConfig
-from mock_accel.slices import DEFAULT_DRIVER, RESOURCE_SLICES_PATH
+from mock_accel.slices import DEFAULT_DRIVER, RESOURCE_SLICES_PATH, build_slices, with_generation
 from mock_accel.sysfs import STATUS_ALLOCATED, SysfsNode
 from mock_accel.uapi import DeviceFile
 from tests.conformance.conftest import KernelBed
@@ -143,6 +143,14 @@ class TestDriverOnTheRealModule:
         started = time.monotonic()
         assert world.controller.reconcile().writes == 0       # nothing changed: no writes
         world.timings["idle reconcile"] = time.monotonic() - started
+
+    def test_guest_speaks_with_the_nodes_identity(self, world: World) -> None:
+        """NodeRestriction: the node's credentials cannot publish another node's devices."""
+        foreign = with_generation(build_slices(f"{NODE_NAME}-other", world.sysfs.discover()),
+                                  1)[0]
+        with pytest.raises(KubeError) as refused:
+            world.node_client.create(RESOURCE_SLICES_PATH, foreign)
+        assert refused.value.status == 403, refused.value
 
     def test_real_scheduler_allocates_a_device_of_this_node(self, world: World) -> None:
         admin = world.admin
