@@ -252,7 +252,7 @@ def network_args(host_ports: Sequence[int]) -> list[str]:
     host loopback ports listed here and nothing else."""
     if not host_ports:
         return ["-nic", "none"]  # no NIC: saves the iPXE option ROM and a driver probe
-    nc = f"{find_static_busybox()} nc 127.0.0.1"
+    nc = f"{shlex.quote(str(find_static_busybox()))} nc 127.0.0.1"  # slirp shell-splits it
     netdev = "user,id=net0,restrict=on,ipv6=off" + "".join(
         f",guestfwd=tcp:{HOST_ALIAS}:{port}-cmd:{_qemu_opt_value(f'{nc} {port}')}"
         for port in check_host_ports(host_ports))
