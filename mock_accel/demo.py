@@ -279,8 +279,21 @@ class Demo:
             error = answer[claim["metadata"]["uid"]].error
             if error:
                 raise RuntimeError(f"unprepare of {name} failed: {error}")
+        path = f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims/{name}"
         with contextlib.suppress(KubeError):
-            self.client.delete(f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims/{name}")
+            self.client.delete(path)
+        # the claim goes only once kube-controller-manager has lifted its finalizer
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                self.client.get(path)
+            except KubeError as err:
+                if err.status == 404:
+                    break
+                raise
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"claim {name} was not deleted within {self.timeout:.0f} s")
         self.outcomes[name].state = "released"
         self.submitted.discard(name)
 
