@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import logging
 import sys
 import tempfile
@@ -100,7 +101,10 @@ class DemoNode:
         from mock_accel.plugin import DriverPlugin, PluginConfig
         self.name = name
         self.dir = workdir / name
-        self.sim = SimNode.create(self.dir / "root", replace(topology, firmware=_firmware(workdir)))
+        # a per-node uuid_seed, as on real hosts, so UUIDs are unique across the cluster
+        seed = topology.uuid_seed or int.from_bytes(hashlib.sha256(name.encode()).digest()[:6])
+        self.sim = SimNode.create(self.dir / "root", replace(
+            topology, firmware=_firmware(workdir), uuid_seed=seed))
         self.config = PluginConfig(driver=driver, node_name=name,
                                    plugins_dir=str(self.dir / "plugins"),
                                    registry_dir=str(self.dir / "plugins_registry"),
