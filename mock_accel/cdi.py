@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import atomic_write
 from .sysfs import Device, SysfsNode
 
 # %% auto #0
@@ -178,19 +178,7 @@ class CdiRegistry:
     def write_claim_spec(self, claim_uid: str, devices: list[CdiDevice]) -> dict[str, str]:
         """Write the claim's spec; returns device name -> fully qualified CDI device id."""
         spec = self.build_spec(claim_uid, devices)
-        path = self.spec_path(claim_uid)
-        self.cdi_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cdi_dir, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(spec, out, indent=1)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.spec_path(claim_uid), json.dumps(spec, indent=1), mode=0o644)
         return {d.name: qualified_name(self.kind, self.device_name(claim_uid, d.name))
                 for d in devices}
 

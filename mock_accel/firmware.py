@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
+
+from .files import atomic_write
 
 # %% auto #0
 __all__ = ['FIRMWARE_NAME', 'EFF_LONG_SHA256', 'EFF_LONG_WORDS', 'WORD_PATTERN', 'MAX_WORDS', 'WordlistError', 'parse_wordlist',
@@ -74,21 +74,7 @@ def derive_wordlist(source: Path, expected_sha256: str = EFF_LONG_SHA256) -> byt
 def write_firmware(dest_dir: Path, source: Path | None = None) -> Path:
     """Derive the wordlist into `dest_dir/FIRMWARE_NAME`; returns the path written."""
     data = derive_wordlist(source or eff_long_source())
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / FIRMWARE_NAME
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{FIRMWARE_NAME}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(Path(dest_dir) / FIRMWARE_NAME, data, mode=0o644)
 
 # %% ../nbs/00_firmware.ipynb #156c66bf
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .cdi import CdiDevice, CdiRegistry
+from .files import atomic_write
 from .sysfs import SysfsNode
 
 log = logging.getLogger(__name__)
@@ -105,23 +105,7 @@ class Checkpoint:
         """Write `claims` atomically."""
         plain = {uid: asdict(claim) for uid, claim in sorted(claims.items())}
         document = {"version": CHECKPOINT_VERSION, "checksum": _checksum(plain), "claims": plain}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(document, out, indent=1, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        atomic_write(self.path, json.dumps(document, indent=1, sort_keys=True), mode=0o600)
 
 # %% ../nbs/09_state.ipynb #2c163840
 @dataclass
