@@ -15,8 +15,8 @@ KO := kmod/mock-accel.ko
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: all deps apt-deps py-deps firmware kmod export check-export test-nbs lint pytest test demo \
-	demo-kernel clean
+.PHONY: all deps apt-deps py-deps firmware kmod checkpatch export check-export test-nbs lint \
+	pytest test demo demo-kernel clean
 
 all: kmod firmware
 
@@ -38,8 +38,24 @@ firmware:
 
 kmod:
 	@test -n "$(KVER)" || { echo "no Debian *-amd64 kernel in /lib/modules: run make deps"; exit 1; }
-	@echo "==> building $(KO) for $(KVER) (W=1)"
-	$(MAKE) -C kmod KDIR=$(KDIR) W=1
+	@echo "==> building $(KO) for $(KVER) (W=1, warnings are errors)"
+	$(MAKE) -C kmod KDIR=$(KDIR) check
+
+# Debian's headers package lacks scripts/checkpatch.pl: take it from Debian's linux-source
+# package once (about 140 MB to download) and keep it in the cache.
+CHECKPATCH_CACHE ?= $(HOME)/.cache/mock-accel/checkpatch
+LINUX_SOURCE_PKG ?= linux-source-6.1
+checkpatch:
+	@if [ ! -f $(CHECKPATCH_CACHE)/scripts/checkpatch.pl ]; then \
+		echo "==> fetching checkpatch.pl from Debian's $(LINUX_SOURCE_PKG)"; \
+		tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -q $(LINUX_SOURCE_PKG)) && \
+		dpkg-deb --fsys-tarfile $$tmp/*.deb | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' \
+			| tar -xJ -C $$tmp --wildcards --strip-components=1 '*/scripts/checkpatch.pl' \
+			'*/scripts/spelling.txt' '*/scripts/const_structs.checkpatch' && \
+		mkdir -p $(CHECKPATCH_CACHE) && cp -r $$tmp/scripts $(CHECKPATCH_CACHE)/ && \
+		rm -rf $$tmp || { rm -rf $$tmp; exit 1; }; fi
+	@echo "==> checkpatch.pl --strict on kmod/"
+	$(MAKE) -C kmod checkpatch CHECKPATCH=$(CHECKPATCH_CACHE)/scripts/checkpatch.pl
 
 # nbs/ is the source: regenerate mock_accel/ and README.md, clean the notebooks.
 export:
@@ -74,7 +90,7 @@ pytest:
 		$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test: deps
-	$(MAKE) firmware kmod check-export lint test-nbs
+	$(MAKE) firmware kmod checkpatch check-export lint test-nbs
 	$(MAKE) $(if $(wildcard tests/cluster/cluster.mk),cluster-bins) pytest
 
 # The control plane runs as a background supervisor; the trap stops it on exit and on Ctrl-C.

@@ -10,6 +10,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/bits.h>
 #include <linux/firmware.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -21,7 +22,7 @@
 #include "mock_accel.h"
 
 #define MOCK_ACCEL_WORD_MAX	31
-#define MOCK_ACCEL_WORDS_MAX	(1U << 20)
+#define MOCK_ACCEL_WORDS_MAX	BIT(20)
 
 char *mock_accel_firmware_name = MOCK_ACCEL_FW_NAME;
 module_param_named(firmware_name, mock_accel_firmware_name, charp, 0444);

@@ -22,7 +22,7 @@ FIRMWARE_NAME = "mock-accel-wordlist.txt"
 EFF_LONG_SHA256 = "6d557f0693958fb5e650b68b5bee585eb82cf4da32965505c789e924743bc522"
 EFF_LONG_WORDS = 7776
 WORD_PATTERN = re.compile(r"[a-z-]{1,31}")
-MAX_WORDS = 65536
+MAX_WORDS = 1 << 20  # the kernel module's limit (kmod/firmware.c)
 
 
 class WordlistError(ValueError):
