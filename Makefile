@@ -82,6 +82,10 @@ lint:
 	$(PYTHON) -m ruff check mock_accel tests
 
 -include tests/cluster/cluster.mk
+# Each concern brings its own make fragment (chart checks, e2e notebooks, docs, benchmarks).
+# A fragment appends the targets `make test` runs after pytest to TEST_AFTER_PYTEST.
+TEST_AFTER_PYTEST :=
+-include $(filter-out tests/cluster/cluster.mk,$(sort $(wildcard tests/*/*.mk)))
 
 
 pytest:
@@ -92,6 +96,7 @@ pytest:
 test: deps
 	$(MAKE) firmware kmod checkpatch check-export lint test-nbs
 	$(MAKE) $(if $(wildcard tests/cluster/cluster.mk),cluster-bins) pytest
+	$(if $(strip $(TEST_AFTER_PYTEST)),$(MAKE) $(TEST_AFTER_PYTEST))
 
 # The control plane runs as a background supervisor; the trap stops it on exit and on Ctrl-C.
 demo: deps
