@@ -83,8 +83,10 @@ lint:
 
 -include tests/cluster/cluster.mk
 # Each concern brings its own make fragment (chart checks, e2e notebooks, docs, benchmarks).
-# A fragment appends the targets `make test` runs after pytest to TEST_AFTER_PYTEST.
+# A fragment appends the targets `make test` runs after pytest to TEST_AFTER_PYTEST, and
+# those that need their results (the docs site, built from executed notebooks) to TEST_LAST.
 TEST_AFTER_PYTEST :=
+TEST_LAST :=
 -include $(filter-out tests/cluster/cluster.mk,$(sort $(wildcard tests/*/*.mk)))
 
 
@@ -96,7 +98,7 @@ pytest:
 test: deps
 	$(MAKE) firmware kmod checkpatch check-export lint test-nbs
 	$(MAKE) $(if $(wildcard tests/cluster/cluster.mk),cluster-bins) pytest
-	$(if $(strip $(TEST_AFTER_PYTEST)),$(MAKE) $(TEST_AFTER_PYTEST))
+	$(if $(strip $(TEST_AFTER_PYTEST) $(TEST_LAST)),$(MAKE) $(TEST_AFTER_PYTEST) $(TEST_LAST))
 
 # The control plane runs as a background supervisor; the trap stops it on exit and on Ctrl-C.
 demo: deps
