@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PYTHONDONTWRITEBYTECODE := 1
 
 APT_PACKAGES := linux-headers-amd64 linux-image-amd64 qemu-system-x86 busybox-static kmod cpio \
-	gcc make openssl shellcheck
+	gcc make openssl shellcheck graphviz chromium
 # Debian's kernel the module is built for and the VM boots (newest installed *-amd64).
 KVER = $(shell ls /lib/modules 2>/dev/null | grep -- '-amd64$$' | sort -V | tail -n 1)
 KDIR = /lib/modules/$(KVER)/build
