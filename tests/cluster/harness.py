@@ -169,6 +169,7 @@ class Cluster:
         self._hb_lock = threading.Lock()
         self.heartbeat_errors: list[str] = []
         self._stopped = False
+        self._args: dict[str, list[str]] = {}  # each component's command line, for restarts
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Cluster:
@@ -291,6 +292,7 @@ class Cluster:
         fh.close()
         comp = Component(name, proc, log)
         self.components[name] = comp
+        self._args[name] = list(args)
         return comp
 
     def _gates(self) -> str:
@@ -407,6 +409,57 @@ class Cluster:
         self._wait("the default ServiceAccount (kube-controller-manager)",
                    self.components["kube-controller-manager"],
                    lambda: self.api.get_or_none("v1", "ServiceAccount", "default", "default"))
+
+    # ------------------------------------------------------------------ outages
+    def stop_apiserver(self, grace: float = 10) -> None:
+        """Stop kube-apiserver (SIGTERM, by pid) for an outage test. etcd, the certificates and
+        the port stay, so `start_apiserver()` brings back the same endpoint and the same data.
+        kube-scheduler and kube-controller-manager exit once they cannot renew their leader
+        lease (~10 s); `start_apiserver()` starts them again."""
+        comp = self.components["kube-apiserver"]
+        self._terminate(comp, grace)  # its port closes at once; draining may take `grace` s
+        self._write_info()
+
+    def start_apiserver(self, timeout: float | None = None) -> float:
+        """Start kube-apiserver again with its old command line (same port, etcd and certs),
+        wait for /readyz, then make sure the scheduler and controller-manager hold their leases
+        again (restarting those that exited). Returns seconds until /readyz answered."""
+        if self.components["kube-apiserver"].proc.poll() is None:
+            raise ClusterError("kube-apiserver is still running; call stop_apiserver() first")
+        t0 = time.monotonic()
+        since = _dt.datetime.now(_dt.UTC)
+        comp = self._spawn("kube-apiserver", self._args["kube-apiserver"])
+        self._wait("kube-apiserver /readyz after a restart", comp,
+                   lambda: self.api.request("GET", "/readyz", raw=True).status_code == 200,
+                   timeout)
+        ready = time.monotonic() - t0
+        self.timings["apiserver_restart"] = ready
+        controllers = ("kube-scheduler", "kube-controller-manager")
+        for name in controllers:
+            if self.components[name].proc.poll() is not None:
+                # Its lease names a dead holder: free it, or the new process waits it out.
+                self.api.delete("coordination.k8s.io/v1", "Lease", name, "kube-system")
+                self._spawn(name, self._args[name])
+        for name in controllers:
+            self._wait_renewed(name, since, timeout)
+        self._write_info()
+        return ready
+
+    def _wait_renewed(self, name: str, since: _dt.datetime, timeout: float | None) -> None:
+        """Wait until `name` renews its leader lease after `since`, restarting it if it exited."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            if self.components[name].proc.poll() is not None:
+                self._spawn(name, self._args[name])
+            lease = self.api.get_or_none("coordination.k8s.io/v1", "Lease", name, "kube-system")
+            renewed = ((lease or {}).get("spec") or {}).get("renewTime")
+            if renewed and _dt.datetime.fromisoformat(renewed.replace("Z", "+00:00")) > since:
+                return
+            if time.monotonic() > deadline:
+                comp = self.components[name]
+                raise ClusterError(f"{name} did not renew its lease after the API server came "
+                                   f"back; log {comp.log}:\n{_tail(comp.log)}")
+            time.sleep(0.2)
 
     def _write_info(self) -> None:
         info = {
