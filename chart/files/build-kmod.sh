@@ -1,0 +1,1 @@
+../../images/kmod/build-kmod.sh

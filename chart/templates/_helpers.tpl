@@ -1,0 +1,113 @@
+{{/* Names, labels and the few computed values every template shares. */}}
+
+{{- define "mock-device.namespace" -}}
+{{- default .Release.Namespace .Values.namespace.name -}}
+{{- end -}}
+
+{{- define "mock-device.fullname" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mock-device.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* ServiceAccount names: computed once, used by the DaemonSets, the RBAC bindings and the
+     admission policy, so the policy always matches the accounts the pods really run as. */}}
+{{- define "mock-device.controllerServiceAccount" -}}
+{{- if .Values.serviceAccount.controllerName -}}
+{{- .Values.serviceAccount.controllerName -}}
+{{- else if .Values.serviceAccount.create -}}
+{{- printf "%s-controller" (include "mock-device.fullname" .) -}}
+{{- else -}}
+default
+{{- end -}}
+{{- end -}}
+
+{{- define "mock-device.nodeAgentServiceAccount" -}}
+{{- if .Values.serviceAccount.nodeAgentName -}}
+{{- .Values.serviceAccount.nodeAgentName -}}
+{{- else if .Values.serviceAccount.create -}}
+{{- printf "%s-node-agent" (include "mock-device.fullname" .) -}}
+{{- else -}}
+default
+{{- end -}}
+{{- end -}}
+
+{{/* The user names the API server gives those accounts' tokens. */}}
+{{- define "mock-device.sliceWriters" -}}
+{{- $ns := include "mock-device.namespace" . -}}
+{{- $users := list -}}
+{{- if .Values.draDriver.controller.enabled -}}
+{{- $users = append $users (printf "system:serviceaccount:%s:%s" $ns (include "mock-device.controllerServiceAccount" .)) -}}
+{{- end -}}
+{{- if .Values.draDriver.nodeAgent.enabled -}}
+{{- $users = append $users (printf "system:serviceaccount:%s:%s" $ns (include "mock-device.nodeAgentServiceAccount" .)) -}}
+{{- end -}}
+{{- $users | uniq | toJson -}}
+{{- end -}}
+
+{{- define "mock-device.image" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+
+{{- define "mock-device.imagePullSecrets" -}}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ if kindIs "map" . }}{{ .name }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* KMM labels a node <namespace>.<module>.ready once the module is loaded there. */}}
+{{- define "mock-device.moduleReadyLabel" -}}
+{{- printf "kmm.node.kubernetes.io/%s.%s.ready" (include "mock-device.namespace" .) .Values.kernelModule.moduleName -}}
+{{- end -}}
+
+{{- define "mock-device.scheduling" -}}
+{{- with .Values.draDriver.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .Values.kernelModule.enabled }}
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions:
+            - key: {{ include "mock-device.moduleReadyLabel" . }}
+              operator: Exists
+{{- end }}
+{{- with .Values.draDriver.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Checks that JSON schema cannot express; each failure says what to change. */}}
+{{- define "mock-device.validate" -}}
+{{- $socket := .Values.draDriver.nodeAgent.pluginSocket | trimSuffix "/" -}}
+{{- if and .Values.draDriver.nodeAgent.enabled (ne (base $socket) .Values.draDriver.name) -}}
+{{- fail (printf "draDriver.nodeAgent.pluginSocket %q must end in /%s (the node agent keeps its socket in <kubelet plugins dir>/<draDriver.name>); set it to %s/%s" .Values.draDriver.nodeAgent.pluginSocket .Values.draDriver.name (dir $socket) .Values.draDriver.name) -}}
+{{- end -}}
+{{- $km := .Values.kernelModule -}}
+{{- if and $km.enabled $km.firmware.enabled (not $km.firmware.wordlist) -}}
+{{- fail "kernelModule.firmware.enabled needs the wordlist: build it with `make firmware` and pass --set-file kernelModule.firmware.wordlist=firmware/mock-accel-wordlist.txt (or set kernelModule.firmware.enabled=false)" -}}
+{{- end -}}
+{{- if and $km.enabled (eq $km.mode "build") (not $km.build.dockerfile.configMapEnabled) (not $km.build.dockerfile.configMapName) -}}
+{{- fail "kernelModule.build.dockerfile.configMapEnabled=false needs kernelModule.build.dockerfile.configMapName (an existing ConfigMap with key `dockerfile`)" -}}
+{{- end -}}
+{{- $names := list -}}
+{{- range .Values.deviceClasses -}}
+{{- if has .name $names -}}
+{{- fail (printf "deviceClasses: name %q is used twice" .name) -}}
+{{- end -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- end -}}
