@@ -97,8 +97,8 @@ tolerations:
 {{- fail (printf "draDriver.nodeAgent.pluginSocket %q must end in /%s (the node agent keeps its socket in <kubelet plugins dir>/<draDriver.name>); set it to %s/%s" .Values.draDriver.nodeAgent.pluginSocket .Values.draDriver.name (dir $socket) .Values.draDriver.name) -}}
 {{- end -}}
 {{- $km := .Values.kernelModule -}}
-{{- if and $km.enabled $km.firmware.enabled (not $km.firmware.wordlist) -}}
-{{- fail "kernelModule.firmware.enabled needs the wordlist: build it with `make firmware` and pass --set-file kernelModule.firmware.wordlist=firmware/mock-accel-wordlist.txt (or set kernelModule.firmware.enabled=false)" -}}
+{{- if and $km.enabled (eq $km.mode "build") $km.firmware.enabled (not (include "mock-device.wordlist" .)) -}}
+{{- fail "kernelModule.mode=build with firmware.enabled puts the wordlist into the image, and this chart has none: run `make firmware` in the repository (files/firmware links to it) or pass --set-file kernelModule.firmware.wordlist=firmware/mock-accel-wordlist.txt (or set kernelModule.firmware.enabled=false)" -}}
 {{- end -}}
 {{- if and $km.enabled (eq $km.mode "build") (not $km.build.dockerfile.configMapEnabled) (not $km.build.dockerfile.configMapName) -}}
 {{- fail "kernelModule.build.dockerfile.configMapEnabled=false needs kernelModule.build.dockerfile.configMapName (an existing ConfigMap with key `dockerfile`)" -}}
@@ -110,4 +110,11 @@ tolerations:
 {{- end -}}
 {{- $names = append $names .name -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The wordlist firmware: the value (--set-file) wins, else the chart's own copy
+     (files/firmware links to the repository's firmware/, filled by `make firmware`; a packaged
+     chart carries the file). Empty when neither exists. */}}
+{{- define "mock-device.wordlist" -}}
+{{- .Values.kernelModule.firmware.wordlist | default (.Files.Get "files/firmware/mock-accel-wordlist.txt") -}}
 {{- end -}}
