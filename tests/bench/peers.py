@@ -109,8 +109,13 @@ def seed_status() -> dict:
         if not info.get("Error") and info.get("Dir"):
             return {"available": True, "version": info["Version"],
                     "detail": f"{SEED_MODULE}@{info['Version']} is on the proxy"}
-        lines = [ln.strip() for ln in (info.get("Error") or "error").splitlines()]
-        errors.append(f"@{query}: " + " ".join(lines))
+        text = " ".join(ln.strip() for ln in (info.get("Error") or "error").splitlines())
+        # keep the status and the server's words, not the proxy's address
+        status = re.search(r"\b(\d{3} [A-Z][A-Za-z ]+?)(?:\s+server response|$)", text)
+        said = re.search(r"server response: (.*)$", text)
+        errors.append(f"@{query}: " + " ".join(
+            x for x in (status and status.group(1), said and said.group(1)) if x)
+            if status or said else f"@{query}: {text.split(': ')[-1]}")
     return {"available": False, "detail": f"{SEED_MODULE} is not served by the Go module proxy "
                                           f"({'; '.join(errors)})"}
 

@@ -1,0 +1,33 @@
+# Benchmarks (issue 7) -- included by the top-level Makefile; NOT part of `make test`.
+#   make bench                 every benchmark, then tests/bench/results/latest.{md,json}
+#   make bench BENCH_QUICK=1   small sizes and short windows (a first look; not the figures)
+#   make bench-peers | bench-slices | bench-prepare | bench-scale | bench-kernel | bench-report
+# Tables go to stdout, plots and raw JSON to $(ARTIFACTS)/bench/.
+PYTHON ?= python3
+BENCH_REPO := $(abspath $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/../..)
+BENCH_QUICK ?=
+export BENCH_QUICK
+
+.PHONY: bench bench-peers bench-slices bench-prepare bench-scale bench-kernel bench-report
+
+bench: cluster-bins bench-peers firmware kmod
+	$(MAKE) bench-slices bench-prepare bench-scale bench-kernel
+	$(MAKE) bench-report
+
+bench-peers:
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.peers --check-seed
+
+bench-slices:
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_slices
+
+bench-prepare:
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_prepare
+
+bench-scale:
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_scale
+
+bench-kernel:
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_kernel
+
+bench-report:
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.report
