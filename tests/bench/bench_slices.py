@@ -216,14 +216,21 @@ def main() -> dict:
             for r in idle], [r["writes/min"] for r in idle],
            color=["tab:blue", "tab:orange", "lightgray"], hatch=["", "", "//"])
     a2.set_title(f"idle 16-device node: writes/min ({minutes:.1f} min)")
-    labels = [f"{r['system'].split(' ')[0]}\n{r['devices']} dev\n{r['mode'].split(' ')[0]}"
+    short = {"sharedCounters (default)": "counters", "--no-partitionable": "no counters",
+             "gpu profile": "gpu", "one slice and pool per device": "documented"}
+    labels = [f"{r['system'].split(' ')[0]} {r['devices']} dev, {short[r['mode']]}"
               for r in layout]
-    a3.bar(labels, [r["slices"] for r in layout],
-           color=["tab:blue" if r["system"] == "ours" else "tab:orange" if r["measured"]
-                  else "lightgray" for r in layout])
-    a3.set_yscale("log")
-    a3.set_title("ResourceSlices per node")
-    a3.tick_params(axis="x", labelsize=7)
+    a3.barh(labels, [r["slices"] for r in layout],
+            color=["tab:blue" if r["system"] == "ours" else "tab:orange" if r["measured"]
+                   else "lightgray" for r in layout])
+    for y, r in enumerate(layout):
+        a3.text(r["slices"], y, f" {r['slices']}", va="center", fontsize=8)
+    a3.set_xscale("log")
+    a3.invert_yaxis()
+    a3.set_title("ResourceSlices per node (goal 1)")
+    a3.tick_params(axis="y", labelsize=8)
+    for x, r in enumerate(idle):
+        a2.text(x, r["writes/min"], f"{r['writes/min']:.3g}", ha="center", va="bottom")
     result.update({
         "change_latency_s": change_rows, "change_samples": latencies,
         "idle": idle, "idle_api_requests": api_requests, "layout": layout,

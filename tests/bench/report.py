@@ -1,0 +1,187 @@
+"""Gather the benchmark results (artifacts/bench/<name>.json) into
+tests/bench/results/latest.json and a short markdown summary, tests/bench/results/latest.md,
+with the date and the machine (the docs include that file when it exists).
+
+Run: `python3 -m tests.bench.report [--artifacts DIR] [--out DIR]` (after the benchmarks).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from tests.bench import common
+
+NAMES = ("slices", "prepare", "scale", "kernel")
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ratio(a, b) -> str:
+    r = common.ratio(a, b)
+    return "–" if r is None else f"{r:.2g}×"
+
+
+def section_slices(r: dict) -> list[str]:
+    out = ["## Publishing ResourceSlices", ""]
+    allrow = next(x for x in r["change_latency_s"] if x["change"] == "all")
+    out.append(md_table(
+        ["device change → slice updated (ours)", "n", "p50 s", "p99 s", "goal"],
+        [[x["change"], x["n"], x["p50"], x["p99"], "p50 ≤ 0.5 s"]
+         for x in r["change_latency_s"]]))
+    out += ["", f"Ours: p50 {fmt(allrow['p50'])} s, p99 {fmt(allrow['p99'])} s. "
+            "dra-example-driver: no figure (its device list is fixed at start-up). "
+            "Seed: polls every 30 s — documented, not measured.", ""]
+    minutes = r["idle_api_requests"]["minutes"]
+    out.append(md_table(
+        [f"idle 16-device node, {minutes:.1f} min", "stored slice writes", "writes/min",
+         "measured"],
+        [[x["system"], x["stored writes"], x["writes/min"], x["measured"]]
+         for x in r["idle"]]))
+    out += ["", f"API server counter over the window (all slice writers): "
+            f"{r['idle_api_requests']['writes (all slice writers)']} writes, "
+            f"{r['idle_api_requests']['reads']} reads. Goal: 0 writes.", ""]
+    out.append(md_table(["ResourceSlices per node", "devices", "mode", "slices", "measured"],
+                        [[x["system"], x["devices"], x["mode"], x["slices"], x["measured"]]
+                         for x in r["layout"]]))
+    out += ["", "Goal: 1 slice for ≤ 128 devices.", ""]
+    start = r["startup_s"]
+    out.append(md_table(["process start → 16 devices published", "s", "peak RSS MiB"],
+                        [[k, v, r["peak_rss_kib"][k] / 1024] for k, v in start.items()]))
+    return out + [""]
+
+
+def section_prepare(r: dict) -> list[str]:
+    out = ["## NodePrepareResources / NodeUnprepareResources (same kubelet emulator)", ""]
+    rows = r["single"]
+    out.append(md_table(
+        ["1 claim", "prepare p50 ms", "prepare p99 ms", "unprepare p50 ms", "unprepare p99 ms",
+         "n"],
+        [[x["system"], x["prepare p50 ms"], x["prepare p99 ms"], x["unprepare p50 ms"],
+          x["unprepare p99 ms"], x["n"]] for x in rows]))
+    ours = rows[0]
+    out += ["", "Ours / theirs, p99: " + ", ".join(
+        f"prepare {_ratio(ours['prepare p99 ms'], x['prepare p99 ms'])} and unprepare "
+        f"{_ratio(ours['unprepare p99 ms'], x['unprepare p99 ms'])} vs {x['system']}"
+        for x in rows[1:]) + " (goal ≤ 1×).", ""]
+    out.append(md_table(
+        [f"{r['claims_concurrent']} concurrent claims", "prepare s", "unprepare s",
+         "claims/s", "node agent peak RSS MiB"],
+        [[x["system"], x["prepare s (median)"], x["unprepare s (median)"],
+          x["prepared claims/s"], x["node agent peak RSS MiB"]] for x in r["concurrent"]]))
+    return out + ["", "Goal: 100 claims in ≤ 1 s.", ""]
+
+
+def section_scale(r: dict) -> list[str]:
+    sc = r["scale"]
+    out = ["## Scale", "",
+           f"{sc['nodes']} nodes × {sc['devices_per_node']} devices: converged in "
+           f"**{fmt(sc['converge_s'])} s** (goal ≤ 30 s), {sc['slices']} slices, "
+           f"{sc['writes_in_10s_after_convergence']} stored writes in the next 10 s. "
+           f"{sc['workers']} worker processes ran {sc['nodes'] // sc['workers']} controllers "
+           "each, one node certificate per controller.", ""]
+    out.append(md_table(["process", "n", "RSS MiB (median)", "peak MiB (max)"],
+                        [[x["process"], x["n"], x["rss_mib_median"], x["peak_mib_max"]]
+                         for x in r["memory"]]))
+    out += ["", "Goal: ≤ 150 MB per process.", ""]
+    out.append(md_table(["kube-scheduler, slice layout", "slices", "claims",
+                         "first pod → all allocated s", "claims/s"],
+                        [[x["layout"], x["slices"], x["claims"],
+                          x["first pod -> all allocated s"], x["claims/s"]]
+                         for x in r["scheduler"]]))
+    return out + [""]
+
+
+def section_kernel(r: dict) -> list[str]:
+    out = ["## Kernel module (QEMU guest, TCG)", "", f"Source: {r['source']}.", ""]
+    out.append(md_table(["passphrase words", "ioctl calls/s", "words/s"],
+                        [[x["words"], x["calls/s"], x["words/s"]] for x in r["rates"]]))
+    out.append("")
+    out.append(md_table(["word index draws", "draws", "chi²", "df", "critical (α 0.001)",
+                         "p", "uniform"],
+                        [[x["method"], x["draws"], x["chi2"], x["df"], x["critical_0.001"],
+                          x["p_value"], x["uniform"]] for x in r["uniformity"]]))
+    return out + ["", "Chi-square critical values and p from the Wilson–Hilferty "
+                  "approximation.", ""]
+
+
+SECTIONS = {"slices": section_slices, "prepare": section_prepare, "scale": section_scale,
+            "kernel": section_kernel}
+
+
+def render(results: dict[str, dict]) -> str:
+    first = next(iter(results.values()))
+    m = first.get("machine", {})
+    dates = sorted(r.get("finished", "") for r in results.values())
+    lines = ["# Benchmark figures (latest run)", "",
+             f"Generated by `make bench` on {dates[-1][:10]} ({dates[0]} – {dates[-1]} UTC); "
+             f"machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+             f"{m.get('memory_gib', '?')} GiB, kernel {m.get('kernel', '?')}, "
+             f"commit {m.get('commit', '?')}. Ratios come from systems measured side by side in "
+             "one run on one shared machine; absolute numbers move with its load.", ""]
+    if any(r.get("quick") for r in results.values()):
+        lines += ["**Quick mode (BENCH_QUICK=1): small sizes, not the real figures.**", ""]
+    for r in results.values():
+        if "example" in r:
+            lines += [f"Peers: `{r['example']['module']}@{r['example']['version']}` (its "
+                      "kubelet plugin, `gpu` profile), built from the Go module proxy."]
+            break
+    for r in results.values():
+        if "seed" in r:
+            lines += [f"Seed system: {r['seed']['detail']} — so it was not run; its "
+                      "documented behaviour appears as reference lines marked "
+                      "“documented, not measured”."]
+            break
+    lines.append("")
+    for name, r in results.items():
+        lines += SECTIONS[name](r)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def gather(artifacts: Path) -> dict[str, dict]:
+    results = {}
+    for name in NAMES:
+        path = artifacts / f"{name}.json"
+        if path.exists():
+            results[name] = json.loads(path.read_text())
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tests.bench.report")
+    parser.add_argument("--artifacts", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR)
+    args = parser.parse_args(argv)
+    results = gather(args.artifacts or common.artifacts_dir())
+    if not results:
+        print("no benchmark results to report (run the benchmarks first)", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "latest.md").write_text(render(results))
+    print(f"wrote {args.out / 'latest.md'} and latest.json ({', '.join(results)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
