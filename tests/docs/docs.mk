@@ -1,0 +1,14 @@
+# The documentation site: `make docs` builds _docs/ from the notebooks (offline: quarto when
+# installed, else Sphinx); `make test-docs` builds it and checks it (pages, links, images, no
+# directive text, screenshots in Chromium). It runs last in `make test`, after the e2e notebooks
+# have left their executed copies in artifacts/e2e-notebooks/.
+.PHONY: docs test-docs
+
+docs:
+	$(PYTHON) -m tests.docs.build
+
+test-docs: docs
+	@echo "==> checking the docs site (tests/docs)"
+	MOCK_ACCEL_DOCS_BUILT=1 $(PYTHON) -m pytest tests/docs -p no:cacheprovider
+
+TEST_LAST += test-docs
