@@ -1,0 +1,338 @@
+"""The chart against the local control plane (kube-apiserver v1.37): a server-side dry-run of
+every rendered object (KMM's Module CRD installed, so the Module is validated too), a real
+`helm install`, and the ValidatingAdmissionPolicy tried with real ServiceAccount tokens bound to
+pods on nodes."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import uuid
+
+import pytest
+
+from tests.cluster.api import Api, ApiError
+
+from .chart import CHART, find, helm, render
+from .kmm_crd import CRD_NAME, module_crd, real_crd, schema_paths, transcribed_crd
+
+pytestmark = pytest.mark.cluster
+MODES = {"default": (), "prebuilt": ("kernelModule.enabled=true",),
+         "build": ("kernelModule.enabled=true", "kernelModule.mode=build",
+                   "kernelModule.imageRepoSecret=push-creds")}
+
+
+@pytest.fixture(scope="module")
+def kmm_crd(api):
+    crd, origin = module_crd()
+    print(f"\nKMM Module CRD: {origin}")
+    api.apply(crd)
+
+    def established():
+        got = api.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
+        ok = any(c["type"] == "Established" and c["status"] == "True"
+                 for c in (got.get("status") or {}).get("conditions") or [])
+        return ok and api.resource("kmm.sigs.x-k8s.io/v1beta1", "Module")
+    api.wait_for(established, timeout=30, what="the Module CRD to be served")
+    yield origin
+    # Other tests of the session see the cluster as it was (no Module API).
+    api.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
+
+
+def dry_run(api: Api, obj: dict) -> dict:
+    """Server-side apply with dryRun=All and Strict field validation (unknown fields fail)."""
+    return api.request(
+        "PATCH", api.path(obj["apiVersion"], obj["kind"], obj["metadata"]["name"],
+                          obj["metadata"].get("namespace")),
+        obj, params={"fieldManager": "mock-device-chart-test", "force": "true", "dryRun": "All",
+                     "fieldValidation": "Strict"},
+        content_type="application/apply-patch+yaml")
+
+
+def _assert_kept(sent, got, path: str) -> None:
+    if isinstance(sent, dict):
+        assert isinstance(got, dict), path
+        for key, value in sent.items():
+            assert key in got, f"{path}.{key} was dropped by the API server"
+            _assert_kept(value, got[key], f"{path}.{key}")
+    elif isinstance(sent, list):
+        assert isinstance(got, list) and len(got) == len(sent), path
+        for i, (a, b) in enumerate(zip(sent, got, strict=True)):
+            _assert_kept(a, b, f"{path}[{i}]")
+    else:
+        assert sent == got or (isinstance(got, str) and str(sent) == got), (path, sent, got)
+
+
+def _unique() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+def _isolated(tag: str) -> tuple[str, ...]:
+    """Values that keep a test's cluster-scoped names and slices apart from everyone else's."""
+    driver = f"{tag}.chart-test.example.com"
+    return (f"namespace.name=ns-{tag}", f"draDriver.name={driver}",
+            f"draDriver.nodeAgent.pluginSocket=/var/lib/kubelet/plugins/{driver}",
+            f"deviceClasses[0].name={tag}-pf", "deviceClasses[0].deviceType=pf",
+            "deviceClasses[0].enabled=true", "deviceClasses[1].enabled=true",
+            f"deviceClasses[1].name={tag}-vf", "deviceClasses[1].deviceType=vf",
+            "draDriver.nodeSelector.mock-accel-test=no-such-node")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_server_side_dry_run(cluster, api, kmm_crd, mode):
+    tag = f"dry{_unique()}"
+    objs = render(*MODES[mode], *_isolated(tag), release=tag)
+    (ns,) = find(objs, "Namespace")
+    api.apply(ns)  # for real: the namespaced objects need it (and PSA validates its labels)
+    try:
+        for obj in objs:
+            if obj["kind"] == "Namespace":
+                continue
+            got = dry_run(api, obj)
+            assert (got["kind"], got["metadata"]["name"]) == (obj["kind"],
+                                                               obj["metadata"]["name"])
+            # Nothing we sent was pruned or changed (the server may add defaults).
+            _assert_kept(obj, got, obj["kind"])
+        assert ("Module" in {o["kind"] for o in objs}) == (mode != "default")
+        print(f"{mode}: {len(objs)} objects accepted by the API server "
+              f"({', '.join(sorted({o['kind'] for o in objs}))})")
+    finally:
+        api.delete("v1", "Namespace", ns["metadata"]["name"])
+
+
+def test_dry_run_refuses_a_broken_module(api, kmm_crd):
+    """The Module dry-run is a real check: a Module missing required fields is refused."""
+    tag = f"bad{_unique()}"
+    objs = render(*MODES["prebuilt"], *_isolated(tag), release=tag)
+    (module,) = find(objs, "Module")
+    (ns,) = find(objs, "Namespace")
+    api.apply(ns)
+    try:
+        mapping = module["spec"]["moduleLoader"]["container"]["kernelMappings"][0]
+        mapping["imag"] = mapping.pop("containerImage")  # a typo: unknown, and required missing
+        with pytest.raises(ApiError) as err:
+            dry_run(api, module)
+        print(err.value.message)
+        assert "kernelMappings[0].imag: field not declared in schema" in err.value.message
+        mapping.pop("imag")
+        with pytest.raises(ApiError) as err:
+            dry_run(api, module)
+        print(err.value.message)
+        assert err.value.status == 422
+        assert "kernelMappings[0].containerImage: Required value" in err.value.message
+    finally:
+        api.delete("v1", "Namespace", ns["metadata"]["name"])
+
+
+def test_transcription_agrees_with_kmm():
+    """Our fallback CRD declares only what KMM's own CRD has (type and required fields)."""
+    crd, why = real_crd()
+    if crd is None:
+        pytest.skip(f"KMM's own CRD is not available here: {why}")
+    (real,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    (ours,) = transcribed_crd()["spec"]["versions"]
+    real_paths = schema_paths(real["schema"]["openAPIV3Schema"])
+    ours_paths = schema_paths(ours["schema"]["openAPIV3Schema"])
+    closed = 0
+    for path, (typ, required, is_open) in ours_paths.items():
+        assert path in real_paths, f"{path}: not in KMM's CRD"
+        assert typ == real_paths[path][0], (path, typ, real_paths[path])
+        if not is_open and path not in (".", ".metadata"):
+            closed += 1
+            assert set(required) == set(real_paths[path][1]), (path, required, real_paths[path])
+    print(f"{len(ours_paths)} paths of our transcription agree with KMM's CRD "
+          f"({closed} closed, the rest open)")
+    # Every path the chart renders is closed (checked) in the transcription.
+    for path in (".spec.moduleLoader.container.modprobe.parameters",
+                 ".spec.moduleLoader.container.kernelMappings[].build.buildArgs[].value",
+                 ".spec.moduleLoader.container.kernelMappings[].build.dockerfileConfigMap.name",
+                 ".spec.imageRepoSecret.name", ".spec.moduleLoader.container.modprobe.dirName"):
+        assert path in ours_paths and not ours_paths[path][2], path
+    assert crd["metadata"]["name"] == CRD_NAME
+
+
+# ------------------------------------------------------------------------------ helm install
+
+def _release_bytes(api: Api, namespace: str, release: str) -> int:
+    (secret,) = api.list("v1", "Secret", namespace=namespace,
+                         labelSelector=f"owner=helm,name={release}")
+    blob = base64.b64decode(secret["data"]["release"])
+    json.loads(gzip.decompress(base64.b64decode(blob)))  # it is the release, readable
+    return len(json.dumps(secret))
+
+
+@pytest.mark.parametrize("mode", ["default", "build"])
+def test_helm_install_and_uninstall(cluster, api, kmm_crd, mode):
+    tag = f"inst{_unique()}"
+    ns = f"ns-{tag}"
+    sets = [a for s in (*MODES[mode], *_isolated(tag)) for a in ("--set", s)]
+    # The chart makes namespace.name itself; the release record stays in `default`.
+    out = helm("install", tag, str(CHART), *sets, kubeconfig=str(cluster.kubeconfig)).stdout
+    try:
+        notes = out.split("NOTES:", 1)[1]
+        assert f"--field-selector spec.driver={tag}.chart-test.example.com" in notes
+        assert f"exactly: {{deviceClassName: {tag}-pf, count: 1}}" in notes
+        labels = api.get("v1", "Namespace", ns)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+        assert {d["metadata"]["name"] for d in api.list("apps/v1", "DaemonSet", namespace=ns)} == {
+            f"{tag}-controller", f"{tag}-node-agent"}
+        if mode == "build":
+            module = api.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "mock-accel", ns)
+            assert module["spec"]["imageRepoSecret"] == {"name": "push-creds"}
+            size = _release_bytes(api, "default", tag)
+            print(f"release Secret with the inlined Dockerfile: {size / 1024:.0f} KiB")
+            assert size < 1024 * 1024
+    finally:
+        helm("uninstall", tag, kubeconfig=str(cluster.kubeconfig))
+    assert api.get_or_none("rbac.authorization.k8s.io/v1", "ClusterRole",
+                           f"{tag}-controller") is None
+
+
+def test_install_into_an_existing_namespace_says_what_to_do(cluster, api):
+    """`--create-namespace` (or any namespace made outside the release) with namespace.create."""
+    tag = f"ex{_unique()}"
+    ns = cluster.create_namespace(f"ns-{tag}")
+    sets = [a for s in _isolated(tag) for a in ("--set", s)]
+    try:
+        proc = helm("install", tag, str(CHART), "--namespace", ns, *sets,
+                    kubeconfig=str(cluster.kubeconfig), check=False)
+        assert proc.returncode != 0
+        assert "set namespace.create=false" in proc.stderr, proc.stderr
+        helm("install", tag, str(CHART), "--namespace", ns, *sets,
+             "--set", "namespace.create=false", kubeconfig=str(cluster.kubeconfig))
+        helm("uninstall", tag, "--namespace", ns, kubeconfig=str(cluster.kubeconfig))
+    finally:
+        cluster.delete_namespace(ns)
+
+
+# ------------------------------------------------------------------------------ the VAP
+
+def _slice(name: str, driver: str, node: str, device: str = "mock0") -> dict:
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": name},
+            "spec": {"driver": driver, "nodeName": node,
+                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "devices": [{"name": device}]}}
+
+
+def _token_api(cluster, api: Api, namespace: str, sa: str, pod: dict | None) -> Api:
+    """An Api client that authenticates with a TokenRequest token of `sa` (bound to `pod`)."""
+    spec: dict = {"audiences": [], "expirationSeconds": 600}
+    if pod is not None:
+        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod",
+                                  "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+    tr = api.request("POST", api.path("v1", "ServiceAccount", sa, namespace, "token"),
+                     {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                      "spec": spec})
+    client = Api(cluster.server, cluster.pki.ca.cert, cluster.pki.ca.cert, cluster.pki.ca.cert)
+    client.session.cert = None
+    client.session.headers["Authorization"] = f"Bearer {tr['status']['token']}"
+    return client
+
+
+def _pod_on(api: Api, namespace: str, name: str, sa: str, node: str) -> dict:
+    return api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                       "spec": {"nodeName": node, "serviceAccountName": sa,
+                                "terminationGracePeriodSeconds": 0,
+                                "containers": [{"name": "c",
+                                                "image": "registry.k8s.io/pause:3.10"}]}},
+                      namespace)
+
+
+def _denied(fn) -> ApiError:
+    with pytest.raises(ApiError) as err:
+        fn()
+    assert err.value.status == 403, err.value
+    return err.value
+
+
+def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namespace):
+    tag = f"vap{_unique()}"
+    driver = f"{tag}.chart-test.example.com"
+    sets = (*_isolated(tag), f"namespace.name={namespace}", "namespace.create=false")
+    objs = [o for o in render(*sets, release=tag)
+            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                             "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
+    assert len(objs) == 8, [o["kind"] for o in objs]
+    node_a, node_b = cluster.create_nodes(2, prefix=tag)
+    created: list[str] = []
+    for obj in objs:
+        api.apply(obj)
+    try:
+        pod_a = _pod_on(api, namespace, "publisher-a", f"{tag}-controller", node_a)
+        ctrl = _token_api(cluster, api, namespace, f"{tag}-controller", pod_a)
+        slices = "/apis/resource.k8s.io/v1/resourceslices"
+
+        # The policy takes a moment to be loaded: until then the cross-node write goes through.
+        attempt = iter(range(10_000))
+
+        def cross_node_denied():
+            name = f"{tag}-b-{next(attempt)}"
+            try:
+                ctrl.request("POST", slices, _slice(name, driver, node_b))
+            except ApiError as e:
+                return e if e.status == 403 and "may write only" in e.message else None
+            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
+            return None
+        err = api.wait_for(cross_node_denied, timeout=30, what="the VAP to deny a cross-node write")
+        print("cross-node create:", err.message)
+        assert f"a pod on node {node_a} may write only that node's ResourceSlices, not those " \
+               f"of node {node_b}" in err.message
+
+        # Own node: create, update, delete all allowed.
+        own = ctrl.request("POST", slices, _slice(f"{tag}-a", driver, node_a))
+        created.append(own["metadata"]["name"])
+        own["spec"]["devices"].append({"name": "mock1"})
+        own = ctrl.request("PUT", f"{slices}/{tag}-a", own)
+        assert [d["name"] for d in own["spec"]["devices"]] == ["mock0", "mock1"]
+
+        # Another node's slice (made by the admin): no update, no delete.
+        other = api.create(_slice(f"{tag}-b", driver, node_b))
+        created.append(other["metadata"]["name"])
+        other["spec"]["devices"].append({"name": "mock9"})
+        print("cross-node update:", _denied(lambda: ctrl.request(
+            "PUT", f"{slices}/{tag}-b", other)).message)
+        print("cross-node delete:", _denied(lambda: ctrl.request(
+            "DELETE", f"{slices}/{tag}-b")).message)
+        # Moving a slice to another node fails too (the API or the policy refuses it).
+        moved = dict(own, spec={**own["spec"], "nodeName": node_b})
+        with pytest.raises(ApiError):
+            ctrl.request("PUT", f"{slices}/{tag}-a", moved)
+        # Another driver's slice on its own node: refused.
+        msg = _denied(lambda: ctrl.request("POST", slices, _slice(
+            f"{tag}-x", "other.example.com", node_a))).message
+        assert f"only ResourceSlices of driver {driver}" in msg, msg
+
+        ctrl.request("DELETE", f"{slices}/{tag}-a")
+        created.remove(f"{tag}-a")
+
+        # A token of the same account that is not bound to a pod carries no node: refused.
+        unbound = _token_api(cluster, api, namespace, f"{tag}-controller", None)
+        msg = _denied(lambda: unbound.request("POST", slices, _slice(
+            f"{tag}-u", driver, node_a))).message
+        assert "only with a token bound to a pod on a node" in msg, msg
+
+        # The node agent's account: no slice writes at all (RBAC), reads the claims it prepares.
+        pod_agent = _pod_on(api, namespace, "agent-a", f"{tag}-node-agent", node_a)
+        agent = _token_api(cluster, api, namespace, f"{tag}-node-agent", pod_agent)
+        msg = _denied(lambda: agent.request("POST", slices, _slice(
+            f"{tag}-n", driver, node_a))).message
+        assert 'cannot create resource "resourceslices"' in msg, msg
+        claim = api.create({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                            "metadata": {"name": "c1"},
+                            "spec": {"devices": {"requests": [{"name": "r", "exactly": {
+                                "deviceClassName": f"{tag}-pf", "count": 1}}]}}}, namespace)
+        got = agent.request("GET", api.path("resource.k8s.io/v1", "ResourceClaim", "c1",
+                                             namespace))
+        assert got["metadata"]["uid"] == claim["metadata"]["uid"]
+        _denied(lambda: agent.request("GET", api.path("resource.k8s.io/v1", "ResourceClaim",
+                                                      namespace=namespace)))
+    finally:
+        for name in created:
+            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
+        for obj in reversed(objs):
+            if obj["kind"] != "ServiceAccount":
+                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        for node in (node_a, node_b):
+            cluster.delete_node(node)
