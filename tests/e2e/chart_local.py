@@ -553,6 +553,26 @@ def host_endpoint(install: LocalInstall, node: str, endpoint: str) -> Path:
     return install.host_path(node, path)
 
 
+def as_written(install: LocalInstall, node: str, path: str) -> str:
+    """A path a process on `node` wrote (a CDI spec's hostPath, say) as the program itself wrote
+    it, i.e. without the container root it ran in: in a real pod that string is all the host
+    gets."""
+    mine = [p for p in install.processes if p.node == node]
+    for process in mine:
+        if (path + "/").startswith(process.root + "/"):
+            return "/" + path[len(process.root):].lstrip("/")
+    # a path resolved through the container root's symlinks (os.path.realpath) lands in the
+    # node root; inside a pod it would have resolved to the mount path
+    node_root = install.nodes[node]
+    if (path + "/").startswith(node_root + "/"):
+        on_host = "/" + path[len(node_root):].lstrip("/")
+        for process in mine:
+            for mount_path, host_path in process.mounts.items():
+                if (on_host + "/").startswith(host_path.rstrip("/") + "/"):
+                    return mount_path + on_host[len(host_path.rstrip("/")):]
+    return path
+
+
 def registered_plugins(install: LocalInstall, node: str, timeout: float = 30) -> list[dict]:
     """The kubelet's registration handshake with every plugin on `node` (our emulator, over the
     real gRPC protocol); checks that each endpoint is a socket where the host's kubelet looks."""
@@ -570,6 +590,7 @@ def registered_plugins(install: LocalInstall, node: str, timeout: float = 30) ->
                 raise LocalInstallError(f"{plugin.info.name} on {node} names endpoint "
                                         f"{plugin.info.endpoint}, not a socket on the host")
             rows.append({"node": node, "registration socket": socket.name,
+                         "dial": plugin.info.endpoint,
                          "plugin": plugin.info.name,
                          "endpoint (host)": "/" + str(on_host.relative_to(install.nodes[node])),
                          "DRA service": plugin.service,

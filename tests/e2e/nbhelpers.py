@@ -149,6 +149,8 @@ class Claim(DemoClaim):
         container = pod["spec"]["containers"][0]
         container["image"], container["command"] = self.image, list(self.command)
         container["imagePullPolicy"] = "IfNotPresent"
+        # the driver image runs as a non-root user; /dev/mockN is root's (dev_mode 0600)
+        container["securityContext"] = {"runAsUser": 0}
         if self.node:
             pod["spec"]["nodeSelector"] = {**pod["spec"].get("nodeSelector", {}),
                                            "kubernetes.io/hostname": self.node}
@@ -183,8 +185,22 @@ class LocalNode:
     cdi: CdiRegistry
     sim: object
 
+    def discover(self):
+        return self.sim.discover()
+
     def stop(self) -> None:  # the processes belong to the install, not to the scenario
         pass
+
+
+def cdi_host_paths(spec: dict) -> list[str]:
+    """Every host path a CDI spec makes the runtime open: device nodes and mount sources."""
+    paths = []
+    edits = [spec.get("containerEdits") or {}] + [d.get("containerEdits") or {}
+                                                   for d in spec.get("devices") or []]
+    for edit in edits:
+        paths += [n.get("hostPath") or n["path"] for n in edit.get("deviceNodes") or []]
+        paths += [m["hostPath"] for m in edit.get("mounts") or []]
+    return paths
 
 
 def to_frame(rows: list[dict]):

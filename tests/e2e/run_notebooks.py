@@ -55,7 +55,8 @@ def run(notebooks: list[Path], out: Path, parameters: dict, timeout: float) -> i
         target = out / notebook.name
         handler = CellProgress(notebook.stem)
         logger.handlers = [handler]
-        print(f"==> [{index}/{len(notebooks)}] {notebook.relative_to(REPO)} "
+        shown = notebook.relative_to(REPO) if notebook.is_relative_to(REPO) else notebook
+        print(f"==> [{index}/{len(notebooks)}] {shown} "
               f"-> {target}", flush=True)
         started = time.monotonic()
         try:
