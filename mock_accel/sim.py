@@ -229,6 +229,15 @@ SimNode._identity = _sim_identity
 SimNode._remove_device = _sim_remove_device
 
 # %% ../nbs/02_sim.ipynb #22ae9eda
+def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace `path` with `text` in one rename (no torn values; no fsync: not for power loss)."""
+    temporary = path.with_name(f".{path.name}.writing")
+    temporary.write_text(text)
+    if mode is not None:
+        temporary.chmod(mode)
+    os.replace(temporary, path)
+
+
 def _sim_wordlist_path(self: SimNode) -> Path:
     return self.bus_dir / ".wordlist"
 
@@ -243,7 +252,7 @@ def _sim_reload_wordlist(self: SimNode) -> None:
         words = parse_wordlist(Path(firmware).read_bytes())
     except WordlistError as err:
         raise _error(errno.EINVAL, f"bad firmware: {err}") from None
-    target.write_text("\n".join(words) + "\n")
+    _replace_text(target, "\n".join(words) + "\n")
 
 
 def _sim_words(self: SimNode) -> list[str]:
@@ -279,9 +288,7 @@ def _sim_refresh_dev(self: SimNode, name: str) -> None:
         lines.append(f"Wordlist: {len(words)} words loaded")
     else:
         lines.append("Wordlist: not loaded")
-    path = self.dev_path(name)
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
+    _replace_text(self.dev_path(name), "\n".join(lines) + "\n", 0o600)
 
 
 def _sim_get(self: SimNode, name: str, attribute: str) -> str:
@@ -289,7 +296,7 @@ def _sim_get(self: SimNode, name: str, attribute: str) -> str:
 
 
 def _sim_set(self: SimNode, name: str, attribute: str, value: str) -> None:
-    (self._device_dir(name) / attribute).write_text(value + "\n")
+    _replace_text(self._device_dir(name) / attribute, value + "\n")
 
 
 SimNode._wordlist_path = _sim_wordlist_path
