@@ -92,6 +92,26 @@ def test_every_values_key_is_in_the_schema():
     walk(values, schema, "")
 
 
+def test_readme_documents_every_parameter():
+    """chart/README.md has a row for every value (containers of values count as one)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    whole = ("resources", "securityContext", "selector", "annotations", "nodeSelector",
+             "builderImages", "tolerations", "imagePullSecrets", "kernelMappings", "buildArgs")
+    missing = []
+
+    def walk(value, path):
+        if isinstance(value, dict) and value and not path.endswith(whole):
+            for key, sub in value.items():
+                walk(sub, f"{path}.{key}" if path else key)
+        elif not re.search(rf"`{re.escape(path)}[`./ ]", readme):
+            missing.append(path)
+    walk({k: v for k, v in values.items() if k != "deviceClasses"}, "")
+    for key in ("name", "enabled", "deviceType", "cel"):
+        assert f".{key}`" in readme
+    assert not missing, f"not in chart/README.md: {missing}"
+
+
 # ------------------------------------------------------------------------------ defaults
 
 def test_default_objects():
