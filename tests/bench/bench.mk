@@ -10,7 +10,10 @@ export BENCH_QUICK
 
 .PHONY: bench bench-peers bench-slices bench-prepare bench-scale bench-kernel bench-report
 
-bench: cluster-bins bench-peers firmware kmod
+# The module and the wordlist are built when missing (`make kmod firmware` rebuilds them).
+bench: cluster-bins bench-peers
+	@test -f $(BENCH_REPO)/firmware/mock-accel-wordlist.txt || $(MAKE) firmware
+	@test -f $(BENCH_REPO)/kmod/mock-accel.ko || $(MAKE) kmod
 	$(MAKE) bench-slices bench-prepare bench-scale bench-kernel
 	$(MAKE) bench-report
 

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict | int:
                         default=common.REPO / "firmware" / "mock-accel-wordlist.txt")
     args = parser.parse_args(argv)
     quick = common.quick()
-    args.draws = args.draws or (20_000 if quick else 300_000)
+    args.draws = args.draws or (20_000 if quick else 500_000)
     args.seconds = args.seconds or (0.5 if quick else 5.0)
     if args.guest:
         return guest_main(args)
