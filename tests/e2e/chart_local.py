@@ -29,6 +29,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,8 +58,6 @@ class LocalInstallError(RuntimeError):
 
 def _bin(name: str) -> str:
     """kubectl/helm: those `make cluster-bins` built, else the ones on PATH (kind hosts)."""
-    import shutil
-
     from tests.cluster import build_bins
     found = build_bins.find_bin(name) or shutil.which(name)
     if found is None:
@@ -267,10 +266,11 @@ def to_host(path: str, container_roots: list[str], mounts: list[dict[str, str]])
     return path
 
 
-def new_container_root() -> Path:
-    """A fresh container root as short as /tmp allows (`/tmp/m` + 5 characters): the kubelet's
-    own DRA socket path (`/var/lib/kubelet/plugins/<driver>/dra-<pod uid>.sock`, 93 bytes for
-    our driver) leaves 12 of the 105 bytes gRPC accepts for a unix socket path."""
+def short_dir() -> Path:
+    """A fresh directory as short as /tmp allows (`/tmp/m` + 5 characters), for node and
+    container roots: the kubelet's own DRA socket path
+    (`/var/lib/kubelet/plugins/<driver>/dra-<pod uid>.sock`, 93 bytes for our driver) leaves 12
+    of the 105 bytes gRPC accepts for a unix socket path, in the container and on the host."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     for _ in range(100):
         path = Path("/tmp") / ("m" + "".join(secrets.choice(alphabet) for _ in range(5)))
@@ -380,7 +380,9 @@ class LocalInstall:
     def add_nodes(self, cluster_state: dict, topology: SimConfig = NODE_TOPOLOGY) -> None:
         """A simulated node (the devices of the kernel module) per node of the cluster."""
         for name in cluster_state["nodes"]:
-            root = Path(self.workdir) / name
+            root = short_dir()
+            self.nodes[name] = str(root)
+            self.save()
             seed = int.from_bytes(name.encode()[-6:].rjust(6, b"\0"))
             SimNode.create(root, replace(topology, firmware=_firmware(Path(self.workdir)),
                                          uuid_seed=seed))
@@ -426,7 +428,7 @@ class LocalInstall:
                                       Path(self.workdir) / f"token-{index}.kubeconfig")
         for kind in ("initContainers", "containers"):
             for container in pod["spec"].get(kind) or []:
-                root = new_container_root()
+                root = short_dir()
                 self.container_roots.append(str(root))
                 self.save()
                 mounts = host_mounts(pod, container)
@@ -522,6 +524,8 @@ class LocalInstall:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGKILL)
             stopped.append(f"{process.node}/{process.container} (pid {process.pid})")
+        for root in self.nodes.values():  # simulated nodes, all ours
+            shutil.rmtree(root, ignore_errors=True)
         for root in self.container_roots:  # symlinks only: never follow them
             for directory, dirs, files in os.walk(root, topdown=False):
                 for name in files + dirs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +48,9 @@ def run(notebooks: list[Path], out: Path, parameters: dict, timeout: float) -> i
     from papermill.exceptions import PapermillExecutionError
 
     out.mkdir(parents=True, exist_ok=True)
+    # the kernels import tests.* and mock_accel from this checkout
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     logger = logging.getLogger("papermill")
     logger.setLevel(logging.INFO)
     logger.propagate = False

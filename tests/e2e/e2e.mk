@@ -1,0 +1,29 @@
+# tests/e2e: the end-to-end notebooks (nbs/e2e/, papermill) and the kind scripts.
+#   make e2e-notebooks   local mode, part of `make test`: a local control plane with 2 nodes, the
+#                        chart installed on it (tests/e2e/chart_local.py), every notebook run;
+#                        executed notebooks, pictures and process logs in artifacts/e2e-notebooks
+#   make e2e-kind        kind mode (needs Docker; not part of `make test`): tests/e2e/kind/e2e.sh
+E2E_OUT ?= $(ARTIFACTS)/e2e-notebooks
+E2E_NODES ?= 2
+
+.PHONY: e2e-notebooks e2e-kind
+
+TEST_AFTER_PYTEST += e2e-notebooks
+
+# The trap stops the stand-in kubelet's processes and the control plane on any exit.
+e2e-notebooks: cluster-bins firmware
+	@work=$$(mktemp -d /tmp/mock-accel-e2e-XXXXXX); state=$$work/cluster.json; \
+	trap '$(PYTHON) -m tests.e2e.chart_local down --state-file '"$$work"'/install.json \
+		>/dev/null; $(PYTHON) -m tests.cluster down --state-file '"$$state"' >/dev/null; \
+		rm -rf '"$$work" EXIT; \
+	echo "==> e2e notebooks (local mode): starting the local control plane"; \
+	$(PYTHON) -m tests.cluster up --nodes $(E2E_NODES) --state-file "$$state" || exit 1; \
+	kubeconfig=$$($(PYTHON) -c 'import json, sys; print(json.load(open(sys.argv[1]))["kubeconfig"])' \
+		"$$state") || exit 1; \
+	rm -rf $(E2E_OUT); \
+	$(PYTHON) -m tests.e2e.run_notebooks --out $(E2E_OUT) -p mode local \
+		-p kubeconfig "$$kubeconfig" -p cluster_state "$$state" \
+		-p install_state "$$work/install.json" -p artifacts $(E2E_OUT)
+
+e2e-kind:
+	tests/e2e/kind/e2e.sh
