@@ -64,9 +64,9 @@ def source_notebooks() -> list[Path]:
 
 def directives(source: str) -> dict[str, str]:
     """The `#| name` / `#| name: value` lines at the top of a code cell."""
-    found = {}
+    found: dict[str, str] = {}
     for line in source.splitlines():
-        match = re.match(r"#\|\s*([\w-]+)(?::\s*(.*))?\s*$", line.strip())
+        match = re.match(r"#\|\s*([\w-]+):?\s*(.*?)\s*$", line.strip())
         if not match:
             if line.strip():
                 break
@@ -113,7 +113,8 @@ def with_show_docs(nb: dict) -> dict:
               "source": "#| hide\nfrom nbdev.showdoc import show_doc"}]
     for cell in nb["cells"]:
         cells.append(cell)
-        for n, source in enumerate(after.get(cell.get("id"), [])):
+        # nbdev inserts each name right after the cell, which reverses them: source order
+        for n, source in enumerate(reversed(after.get(cell.get("id"), []))):
             cells.append({"cell_type": "code", "id": f"{cell['id']}-doc{n}", "metadata": {},
                           "execution_count": None, "outputs": [], "source": source})
     return {**nb, "cells": cells}
@@ -156,8 +157,8 @@ def _stage(node, dst: Path) -> None:
     """Write a notebook for step 2."""
     import nbformat
 
-    for i, cell in enumerate(node.cells):
-        if cell.cell_type == "markdown":
+    for i, cell in enumerate(node.cells):  # papermill may put an error banner first
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
             title, rest = split_title(one_line_summary(cell.source))
             cell.source = title
             if rest:
@@ -247,8 +248,12 @@ def execute_all(jobs: int = 2) -> None:
         if copy:
             import nbformat
 
-            _stage(nbformat.read(copy, as_version=4), dst)
-            log(f"{src.relative_to(NBS)}: executed copy from {copy.relative_to(ROOT)}")
+            node = nbformat.read(copy, as_version=4)
+            _stage(node, dst)
+            errors = sum(o.get("output_type") == "error" for c in node.cells
+                         for o in c.get("outputs", []))
+            log(f"{src.relative_to(NBS)}: executed copy from {copy.relative_to(ROOT)}"
+                + (f" (WARNING: it stopped on an error; the page shows it)" if errors else ""))
         elif needs_cluster(src):
             _mark_not_executed(src, dst)
             log(f"{src.relative_to(NBS)}: needs a cluster and has no executed copy; shown as is")
