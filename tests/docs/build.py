@@ -253,7 +253,7 @@ def execute_all(jobs: int = 2) -> None:
             errors = sum(o.get("output_type") == "error" for c in node.cells
                          for o in c.get("outputs", []))
             log(f"{src.relative_to(NBS)}: executed copy from {copy.relative_to(ROOT)}"
-                + (f" (WARNING: it stopped on an error; the page shows it)" if errors else ""))
+                + (" (WARNING: it stopped on an error; the page shows it)" if errors else ""))
         elif needs_cluster(src):
             _mark_not_executed(src, dst)
             log(f"{src.relative_to(NBS)}: needs a cluster and has no executed copy; shown as is")
