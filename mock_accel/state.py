@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 
 # %% auto #0
-__all__ = ['log', 'CHECKPOINT_VERSION', 'PreparedDevice', 'PreparedClaim', 'holders', 'CheckpointError', 'Checkpoint',
-           'ReconcileReport', 'reconcile']
+__all__ = ['log', 'CHECKPOINT_VERSION', 'PreparedDevice', 'PreparedClaim', 'holders', 'CheckpointError', 'remove_temporaries',
+           'Checkpoint', 'ReconcileReport', 'reconcile']
 
 # %% ../nbs/09_state.ipynb #91a8328f
 @dataclass(frozen=True)
@@ -62,6 +62,19 @@ def _checksum(claims: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def remove_temporaries(directory: Path, prefix: str) -> list[str]:
+    """Delete `.<prefix>*.tmp` in `directory`: what an `atomic_write` killed before its rename left
+    behind (never read: the old file stayed in place). Returns the names removed."""
+    removed = []
+    for leftover in sorted(directory.glob(f".{prefix}*.tmp")) if directory.is_dir() else []:
+        leftover.unlink(missing_ok=True)
+        removed.append(leftover.name)
+    if removed:
+        log.info("removed %d half-written file(s) of an interrupted write: %s", len(removed),
+                 ", ".join(removed))
+    return removed
+
+
 class Checkpoint:
     """The checkpoint of one plugin instance at `path`."""
 
@@ -87,6 +100,7 @@ class Checkpoint:
 
     def load(self) -> dict[str, PreparedClaim]:
         """The checkpointed claims; {} when there is no file or it is corrupt (then quarantined)."""
+        remove_temporaries(self.path.parent, f"{self.path.name}.")
         try:
             text = self.path.read_text()
         except FileNotFoundError:
@@ -115,16 +129,18 @@ class ReconcileReport:
     freed: list[str] = field(default_factory=list)          # allocated devices nobody holds
     removed_specs: list[str] = field(default_factory=list)  # CDI specs of unknown claims
     missing: list[str] = field(default_factory=list)        # "uid/device" gone from the node
+    temporaries: list[str] = field(default_factory=list)    # half-written CDI files removed
 
     @property
     def changed(self) -> bool:
-        return any((self.remarked, self.restored_specs, self.freed, self.removed_specs))
+        return any((self.remarked, self.restored_specs, self.freed, self.removed_specs,
+                    self.temporaries))
 
 
 def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
               cdi: CdiRegistry) -> ReconcileReport:
     """Make device status and CDI specs agree with the checkpointed `claims`."""
-    report = ReconcileReport()
+    report = ReconcileReport(temporaries=remove_temporaries(cdi.cdi_dir, cdi.prefix))
     inventory = node.discover()
     held = holders(claims)
     for claim in claims.values():
