@@ -203,6 +203,31 @@ def cdi_host_paths(spec: dict) -> list[str]:
     return paths
 
 
+# -- kind nodes (containers on this host) -------------------------------------------------------
+def kind_module_line(node: str) -> str:
+    """mock_accel's line of /proc/modules as the kind node sees it ('' when not loaded)."""
+    listing = subprocess.run(["docker", "exec", node, "cat", "/proc/modules"],
+                             capture_output=True, text=True, check=True).stdout
+    return next((line for line in listing.splitlines() if line.startswith("mock_accel ")), "")
+
+
+MKNOD = """set -e
+for dev in /sys/class/mock-accel/*/dev; do
+  name=$(basename "$(dirname "$dev")")
+  [ -e "/dev/$name" ] || mknod -m 0600 "/dev/$name" c $(tr ':' ' ' < "$dev")
+  echo "$name"
+done"""
+
+
+def kind_device_nodes(node: str) -> list[str]:
+    """Make /dev/<name> in the kind node for every mock-accel device (major:minor from sysfs)."""
+    made = subprocess.run(["docker", "exec", node, "sh", "-c", MKNOD], capture_output=True,
+                          text=True, check=True).stdout.split()
+    if not made:
+        raise AssertionError(f"{node}: no mock-accel devices in /sys/class/mock-accel")
+    return made
+
+
 def to_frame(rows: list[dict]):
     import pandas as pd
     return pd.DataFrame(rows)
