@@ -63,5 +63,6 @@ def test_kernel_pipeline_on_the_simulated_node_and_the_report(tmp_path, monkeypa
     assert report.main(["--artifacts", str(bench_dir), "--out", str(out)]) == 0
     text = (out / "latest.md").read_text()
     assert "Quick mode" in text and "chi²" in text and "| ours (get_random_u32_below) |" in text
+    assert "| word indices uniform (chi², α 0.001) |" in text
     assert json.loads((out / "latest.json").read_text())["kernel"]["uniformity"]
     assert report.main(["--artifacts", str(tmp_path / "none"), "--out", str(out)]) == 1
