@@ -20,7 +20,9 @@ from .kmm_crd import CRD_NAME, module_crd, real_crd, schema_paths, transcribed_c
 pytestmark = pytest.mark.cluster
 MODES = {"default": (), "prebuilt": ("kernelModule.enabled=true",),
          "build": ("kernelModule.enabled=true", "kernelModule.mode=build",
-                   "kernelModule.imageRepoSecret=push-creds")}
+                   "kernelModule.imageRepoSecret=push-creds"),
+         "privileged-agent": ("draDriver.nodeAgent.securityContext.privileged=true",
+                              "draDriver.nodeAgent.securityContext.allowPrivilegeEscalation=true")}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_server_side_dry_run(cluster, api, kmm_crd, mode):
                                                                obj["metadata"]["name"])
             # Nothing we sent was pruned or changed (the server may add defaults).
             _assert_kept(obj, got, obj["kind"])
-        assert ("Module" in {o["kind"] for o in objs}) == (mode != "default")
+        assert ("Module" in {o["kind"] for o in objs}) == (mode in ("prebuilt", "build"))
         print(f"{mode}: {len(objs)} objects accepted by the API server "
               f"({', '.join(sorted({o['kind'] for o in objs}))})")
     finally:
@@ -162,17 +164,23 @@ def _release_bytes(api: Api, namespace: str, release: str) -> int:
     return len(json.dumps(secret))
 
 
-@pytest.mark.parametrize("mode", ["default", "build"])
+@pytest.mark.parametrize("mode", ["default", "build", "no-classes"])
 def test_helm_install_and_uninstall(cluster, api, kmm_crd, mode):
     tag = f"inst{_unique()}"
     ns = f"ns-{tag}"
-    sets = [a for s in (*MODES[mode], *_isolated(tag)) for a in ("--set", s)]
+    extra = ("deviceClasses[0].enabled=false", "deviceClasses[1].enabled=false") * (
+        mode == "no-classes")
+    sets = [a for s in (*MODES.get(mode, ()), *_isolated(tag), *extra) for a in ("--set", s)]
     # The chart makes namespace.name itself; the release record stays in `default`.
     out = helm("install", tag, str(CHART), *sets, kubeconfig=str(cluster.kubeconfig)).stdout
     try:
         notes = out.split("NOTES:", 1)[1]
         assert f"--field-selector spec.driver={tag}.chart-test.example.com" in notes
-        assert f"exactly: {{deviceClassName: {tag}-pf, count: 1}}" in notes
+        assert (f"exactly: {{deviceClassName: {tag}-pf, count: 1}}" in notes) == (
+            mode != "no-classes")
+        assert not api.list("resource.k8s.io/v1", "DeviceClass") or mode != "no-classes" or all(
+            not d["metadata"]["name"].startswith(tag)
+            for d in api.list("resource.k8s.io/v1", "DeviceClass"))
         labels = api.get("v1", "Namespace", ns)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
         assert {d["metadata"]["name"] for d in api.list("apps/v1", "DaemonSet", namespace=ns)} == {

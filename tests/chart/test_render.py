@@ -184,6 +184,16 @@ def test_host_paths_and_privileges():
     assert container(agent)["securityContext"]["runAsUser"] == 0
 
 
+def test_privileged_node_agent_for_selinux_hosts():
+    """The README's recipe: both keys merge into the defaults, nothing else changes."""
+    objs = render("draDriver.nodeAgent.securityContext.privileged=true",
+                  "draDriver.nodeAgent.securityContext.allowPrivilegeEscalation=true")
+    sc = container(daemonset(objs, "node-agent"))["securityContext"]
+    assert sc["privileged"] is True and sc["allowPrivilegeEscalation"] is True
+    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+    assert not container(daemonset(objs, "controller"))["securityContext"].get("privileged")
+
+
 def test_update_strategies():
     objs = render()
     agent = daemonset(objs, "node-agent")["spec"]["updateStrategy"]
@@ -348,6 +358,14 @@ def test_prebuilt_module():
         (term,) = aff["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
             "nodeSelectorTerms"]
         assert term["matchExpressions"] == [{"key": label, "operator": "Exists"}]
+
+
+def test_module_pull_secret():
+    objs = render(*MODES["prebuilt"], "global.imagePullSecrets[0].name=regcred")
+    assert module(objs)["spec"]["imageRepoSecret"] == {"name": "regcred"}
+    objs = render(*MODES["prebuilt"], "global.imagePullSecrets[0]=regcred",
+                  "kernelModule.imageRepoSecret=kmm-only")
+    assert module(objs)["spec"]["imageRepoSecret"] == {"name": "kmm-only"}
 
 
 def test_module_parameters_are_the_modules_own():
