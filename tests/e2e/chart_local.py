@@ -298,7 +298,8 @@ def explicit_defaults(argv: list[str], env: dict[str, str]) -> list[str]:
             extra.append(f"{action.option_strings[-1]}={action.default}")
     if args.command == "node-agent" and "--plugin-socket-dir" not in given:
         # run_node_agent's own default (not an argparse default)
-        driver = args.driver_name or env.get("DRIVER_NAME") or cli.DEFAULT_DRIVER
+        driver = (args.driver_name if "--driver-name" in given
+                  else env.get("DRIVER_NAME") or cli.DEFAULT_DRIVER)  # the container's default
         extra.append(f"--plugin-socket-dir=/var/lib/kubelet/plugins/{driver}")
     return argv + extra
 

@@ -25,5 +25,5 @@ e2e-notebooks: cluster-bins firmware
 		-p kubeconfig "$$kubeconfig" -p cluster_state "$$state" \
 		-p install_state "$$work/install.json" -p artifacts $(E2E_OUT)
 
-e2e-kind:
+e2e-kind: py-deps firmware
 	tests/e2e/kind/e2e.sh
