@@ -178,9 +178,8 @@ def test_helm_install_and_uninstall(cluster, api, kmm_crd, mode):
         assert f"--field-selector spec.driver={tag}.chart-test.example.com" in notes
         assert (f"exactly: {{deviceClassName: {tag}-pf, count: 1}}" in notes) == (
             mode != "no-classes")
-        assert not api.list("resource.k8s.io/v1", "DeviceClass") or mode != "no-classes" or all(
-            not d["metadata"]["name"].startswith(tag)
-            for d in api.list("resource.k8s.io/v1", "DeviceClass"))
+        classes = {d["metadata"]["name"] for d in api.list("resource.k8s.io/v1", "DeviceClass")}
+        assert ({f"{tag}-pf", f"{tag}-vf"} <= classes) == (mode != "no-classes")
         labels = api.get("v1", "Namespace", ns)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
         assert {d["metadata"]["name"] for d in api.list("apps/v1", "DaemonSet", namespace=ns)} == {
