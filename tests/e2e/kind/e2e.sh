@@ -40,7 +40,7 @@ teardown() {
 		exit "$status"
 	fi
 	say "tearing down"
-	if [[ -n $KIND ]] && "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+	if [[ -n $KIND ]] && cluster_exists; then
 		"$KIND" delete cluster --name "$CLUSTER_NAME" || true
 	fi
 	if $created_registry; then
@@ -56,6 +56,7 @@ preflight() {
 	command -v docker >/dev/null || die "needs docker"
 	docker info >/dev/null 2>&1 || die "docker is installed but its daemon does not answer"
 	command -v curl >/dev/null || die "needs curl"
+	command -v git >/dev/null || die "needs git (kubectl apply -k fetches KMM's kustomization)"
 	"$PYTHON" -c 'import papermill, pandas, matplotlib, mock_accel' 2>/dev/null ||
 		die "python3 lacks the dev extra: run make py-deps"
 	[[ -f $repo/firmware/mock-accel-wordlist.txt ]] || die "no firmware: run make firmware"
@@ -67,6 +68,13 @@ preflight() {
 }
 
 kubectl_() { "$KUBECTL" --kubeconfig "$work/kubeconfig" "$@"; }
+
+# (output captured before matching: with pipefail, `cmd | grep -q` can fail on SIGPIPE)
+cluster_exists() {
+	local clusters
+	clusters=$("$KIND" get clusters 2>/dev/null) || return 1
+	grep -qx "$CLUSTER_NAME" <<<"$clusters"
+}
 
 start_registry() {
 	if [[ $(docker inspect -f '{{.State.Running}}' "$REGISTRY_NAME" 2>/dev/null || true) == true ]]; then
@@ -80,14 +88,16 @@ start_registry() {
 }
 
 create_cluster() {
-	if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+	if cluster_exists; then
 		die "a kind cluster $CLUSTER_NAME exists already: kind delete cluster --name $CLUSTER_NAME"
 	fi
 	say "creating kind cluster $CLUSTER_NAME"
 	"$KIND" create cluster --name "$CLUSTER_NAME" --config "$here/kind-config.yaml" \
 		--kubeconfig "$work/kubeconfig" --wait 180s
 	# the registry joins the cluster's network; containerd pulls from it over plain HTTP
-	if ! docker network inspect kind -f '{{range .Containers}}{{.Name}} {{end}}' | grep -qw "$REGISTRY_NAME"; then
+	local attached
+	attached=$(docker network inspect kind -f '{{range .Containers}}{{.Name}} {{end}}')
+	if [[ " $attached " != *" $REGISTRY_NAME "* ]]; then
 		docker network connect kind "$REGISTRY_NAME"
 	fi
 	local node
@@ -108,7 +118,7 @@ create_cluster() {
 	    hostFromClusterNetwork: "$REGISTRY_IN_CLUSTER"
 	EOF
 	# DRA objects served, CDI on: what the driver needs from the cluster
-	kubectl_ api-resources --api-group=resource.k8s.io | grep -q deviceclasses ||
+	[[ $(kubectl_ api-resources --api-group=resource.k8s.io -o name) == *deviceclasses* ]] ||
 		die "the cluster does not serve resource.k8s.io DeviceClasses"
 	docker exec "$NODE" grep -q 'enable_cdi = true' /etc/containerd/config.toml ||
 		die "CDI is not enabled in the node's containerd"

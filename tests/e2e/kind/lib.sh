@@ -63,17 +63,17 @@ tool() {
 	local dir="${TOOLS_DIR}/$name-$2"
 	case $name in
 		kind)
-			if command -v kind >/dev/null && kind version | grep -q " $KIND_VERSION "; then
+			if command -v kind >/dev/null && [[ $(kind version) == *" $KIND_VERSION "* ]]; then
 				command -v kind; return
 			fi
 			url="https://kind.sigs.k8s.io/dl/${KIND_VERSION}/kind-linux-amd64"; sum="$url.sha256sum" ;;
 		kubectl)
-			if command -v kubectl >/dev/null && kubectl version --client 2>/dev/null | grep -q "$KUBECTL_VERSION$"; then
+			if command -v kubectl >/dev/null && [[ $(kubectl version --client 2>/dev/null) == *"Client Version: $KUBECTL_VERSION"* ]]; then
 				command -v kubectl; return
 			fi
 			url="https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/amd64/kubectl"; sum="$url.sha256" ;;
 		helm)
-			if command -v helm >/dev/null && helm version --template '{{.Version}}' | grep -q "^$HELM_VERSION$"; then
+			if command -v helm >/dev/null && [[ $(helm version --template '{{.Version}}') == "$HELM_VERSION" ]]; then
 				command -v helm; return
 			fi
 			url="https://get.helm.sh/helm-${HELM_VERSION}-linux-amd64.tar.gz"; sum="$url.sha256sum" ;;
