@@ -438,6 +438,15 @@ def test_build_target_names_never_collide():
         "reg.example/built:v9-${KERNEL_FULL_VERSION}"]
 
 
+def test_build_mappings_must_keep_kernels_apart():
+    maps = [{"regexp": "^.*$", "containerImage": "reg.example/kmod:latest"}]
+    msg = render_error(*MODES["build"], set_json={"kernelModule.kernelMappings": json.dumps(maps)})
+    assert "${KERNEL_FULL_VERSION}" in msg and "reg.example/kmod:latest" in msg, msg
+    maps[0]["containerImage"] = "reg.example/kmod:${KERNEL_FULL_VERSION}"
+    objs = render(*MODES["build"], set_json={"kernelModule.kernelMappings": json.dumps(maps)})
+    assert mappings(objs)[0]["containerImage"] == "reg.example/kmod:${KERNEL_FULL_VERSION}"
+
+
 def test_literal_mappings_and_per_mapping_build_args():
     maps = [{"literal": "6.1.0-40-amd64"},
             {"regexp": r"^.*\.el9.*$", "buildArgs": [{"name": "KMOD_DISTRO", "value": "rhel"}]}]
