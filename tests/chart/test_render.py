@@ -161,6 +161,18 @@ def test_daemonsets_run_the_cli_with_flags_it_accepts():
         assert {f"{root}/sys/class/mock-accel", f"{root}/sys/devices"} <= mounts
 
 
+def test_node_agent_is_ready_when_its_socket_is_served():
+    from mock_accel.plugin import PluginConfig
+    agent = container(daemonset(render(), "node-agent"))
+    args = build_parser().parse_args(agent["args"])
+    cmd = agent["readinessProbe"]["exec"]["command"]
+    assert cmd[:2] == ["sh", "-c"]
+    m = re.fullmatch(r'test -S "(.+)"', cmd[2])
+    config = PluginConfig(driver=args.driver_name, node_name="n",
+                          plugins_dir=args.plugin_socket_dir.rsplit("/", 1)[0], pod_uid="UID")
+    assert m and m.group(1).replace("${POD_UID}", "UID") == str(config.dra_socket)
+
+
 def test_host_paths_and_privileges():
     objs = render()
     ctrl, agent = daemonset(objs, "controller"), daemonset(objs, "node-agent")
