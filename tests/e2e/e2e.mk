@@ -5,6 +5,8 @@
 #   make e2e-kind        kind mode (needs Docker; not part of `make test`): tests/e2e/kind/e2e.sh
 E2E_OUT ?= $(ARTIFACTS)/e2e-notebooks
 E2E_NODES ?= 2
+# more notebook parameters, e.g. E2E_PARAMS='-p chart /path/to/another/chart'
+E2E_PARAMS ?=
 
 .PHONY: e2e-notebooks e2e-kind
 
@@ -23,7 +25,7 @@ e2e-notebooks: cluster-bins firmware
 	rm -rf $(E2E_OUT); \
 	$(PYTHON) -m tests.e2e.run_notebooks --out $(E2E_OUT) -p mode local \
 		-p kubeconfig "$$kubeconfig" -p cluster_state "$$state" \
-		-p install_state "$$work/install.json" -p artifacts $(E2E_OUT)
+		-p install_state "$$work/install.json" -p artifacts $(E2E_OUT) $(E2E_PARAMS)
 
 e2e-kind: py-deps firmware
 	tests/e2e/kind/e2e.sh
