@@ -241,10 +241,13 @@ def _mark_not_executed(src: Path, dst: Path) -> None:
 def execute_all(jobs: int = 2) -> None:
     """Step 1: build/docs/executed/ mirrors nbs/ with every notebook executed."""
     shutil.rmtree(EXECUTED, ignore_errors=True)
-    run = []
+    EXECUTED.mkdir(parents=True)
+    run, origin = [], {}
     for src in source_notebooks():
         dst = EXECUTED / src.relative_to(NBS)
         copy = executed_copy(src)
+        origin[str(src.relative_to(NBS))] = ("papermill" if copy else
+                                             "not run" if needs_cluster(src) else "executed")
         if copy:
             import nbformat
 
@@ -259,6 +262,8 @@ def execute_all(jobs: int = 2) -> None:
             log(f"{src.relative_to(NBS)}: needs a cluster and has no executed copy; shown as is")
         else:
             run.append((src, dst))
+    # which notebooks came from where, for the site tests
+    (WORK / "origin.json").write_text(json.dumps(origin, indent=1))
     log(f"executing {len(run)} notebooks ({jobs} at a time)")
     started = time.monotonic()
     with concurrent.futures.ProcessPoolExecutor(jobs) as pool:

@@ -14,6 +14,9 @@ from tests.docs import build
 SITE = build.SITE
 
 
+BLOCKS = {"p", "div", "dt", "dd", "li", "tr", "td", "th", "pre", "h1", "h2", "h3", "h4", "section"}
+
+
 class Page(HTMLParser):
     """What the tests look at in one HTML page: links, images, ids, the article's text."""
 
@@ -55,6 +58,8 @@ class Page(HTMLParser):
             self.tables += 1
 
     def handle_endtag(self, tag):
+        if tag in BLOCKS and self._depth:
+            self.text_parts.append("\n")
         if tag in ("script", "style"):
             self._skip -= 1
         if tag == "article":
