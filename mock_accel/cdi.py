@@ -118,10 +118,15 @@ class CdiDevice:
     sysfs_host_path: str
 
     @classmethod
-    def from_device(cls, node: SysfsNode, device: Device) -> CdiDevice:
+    def from_device(cls, node: SysfsNode, device: Device,
+                    host_root: str | os.PathLike | None = None) -> CdiDevice:
+        """The device's paths as the runtime sees them: under `host_root` instead of `node.root`."""
         sysfs_dir = (node.class_dir / device.name).resolve()
+        dev_path = node.dev_path(device.name)
+        if host_root is not None:
+            sysfs_dir, dev_path = (_on_host(node, p, Path(host_root)) for p in (sysfs_dir, dev_path))
         return cls(name=device.name, uuid=device.uuid, pci_address=device.pci_address,
-                   dev_host_path=str(node.dev_path(device.name)), sysfs_host_path=str(sysfs_dir))
+                   dev_host_path=str(dev_path), sysfs_host_path=str(sysfs_dir))
 
     def container_edits(self) -> dict:
         node = {"path": f"/dev/{self.name}"}
@@ -131,6 +136,15 @@ class CdiDevice:
                 "mounts": [{"hostPath": self.sysfs_host_path,
                             "containerPath": f"/sys/class/mock-accel/{self.name}",
                             "options": ["ro", "nosuid", "nodev", "noexec", "bind"]}]}
+
+
+def _on_host(node: SysfsNode, path: Path, host_root: Path) -> Path:
+    root = node.root.resolve()
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        raise CdiError(f"{path} is outside {root}: no host path for it under {host_root}") from None
+    return host_root / relative
 
 
 def claim_env(devices: list[CdiDevice]) -> list[str]:
@@ -147,14 +161,16 @@ def claim_env(devices: list[CdiDevice]) -> list[str]:
                 f"MOCK_ACCEL_DEVICE_{index}=/dev/{device.name}"]
     return env
 
-# %% ../nbs/08_cdi.ipynb #c07e1a74
+# %% ../nbs/08_cdi.ipynb #7d1ddbbf
 class CdiRegistry:
     """The CDI spec files of one driver in one directory."""
 
     def __init__(self, cdi_dir: str | os.PathLike = DEFAULT_CDI_DIR,
-                 driver: str = "mock-accel.example.com"):
+                 driver: str = "mock-accel.example.com",
+                 host_root: str | os.PathLike | None = None):
         self.cdi_dir = Path(cdi_dir)
         self.driver = driver
+        self.host_root = None if host_root is None else Path(host_root)
         self.kind = cdi_kind(driver)
         self.prefix = f"{driver}-{CDI_CLASS}_"
 
@@ -165,6 +181,10 @@ class CdiRegistry:
 
     def device_name(self, claim_uid: str, device: str) -> str:
         return f"{claim_uid}-{device}"
+
+    def device(self, node: SysfsNode, device: Device) -> CdiDevice:
+        """`device` with its paths as the runtime on this registry's node sees them."""
+        return CdiDevice.from_device(node, device, self.host_root)
 
     def build_spec(self, claim_uid: str, devices: list[CdiDevice]) -> dict:
         spec = {"kind": self.kind,
