@@ -293,7 +293,8 @@ def process() -> None:
 # --- step 3, offline: _proc/ → Sphinx sources ------------------------------------------------
 
 QUARTO_TAGS = {("echo", "false"): "remove-input", ("output", "false"): "remove-output",
-               ("include", "false"): "remove-cell"}
+               ("include", "false"): "remove-cell", ("code-fold", "true"): "hide-input",
+               ("code-fold", "show"): "hide-input"}
 
 
 def page_name(nb: dict, path: Path) -> str:
