@@ -68,6 +68,27 @@ def test_hadolint_the_dockerfile_kmm_builds(tmp_path):
             assert args.startswith("--from="), args
 
 
+def test_inlined_run_lines_write_the_files(tmp_path):
+    """The sources stage's RUN lines, run by bash -o pipefail (its SHELL) under a temporary root,
+    write exactly kmod/'s sources, the build script and the wordlist."""
+    objs = render("kernelModule.enabled=true", "kernelModule.mode=build")
+    dockerfile = one(objs, "ConfigMap", "mock-device-kmod-dockerfile")["data"]["dockerfile"]
+    stage = dockerfile.split("AS sources\n", 1)[1].split("\nFROM ", 1)[0]
+    steps = instructions(stage)
+    assert steps[0] == ("SHELL", '["/bin/bash", "-o", "pipefail", "-c"]')
+    root = tmp_path / "root"
+    for word, args in steps[1:]:
+        assert word == "RUN", (word, args)
+        command = re.sub(r"(?<= )/(?=usr/|firmware)", f"{root}/", args)
+        subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True)
+    written = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    want = {f"usr/src/mock-accel/{p}": data for p, data in kmod_sources().items()}
+    want["usr/local/bin/build-kmod.sh"] = BUILD_SCRIPT.read_bytes()
+    want["firmware/mock-accel-wordlist.txt"] = (REPO / "firmware/mock-accel-wordlist.txt"
+                                                ).read_bytes()
+    assert written == want
+
+
 def test_shellcheck_build_script():
     proc = subprocess.run([_tool("shellcheck"), "--shell=sh", "--severity=style",
                            str(BUILD_SCRIPT)], capture_output=True, text=True)
@@ -196,6 +217,15 @@ def test_build_script_builds_the_inlined_sources(tmp_path):
     chart_params = {p.split("=")[0] for p in one(objs, "Module")["spec"]["moduleLoader"][
         "container"]["modprobe"]["parameters"]}
     assert all(any(line.startswith(f"{p}:") for line in params) for p in chart_params), params
+    # The final stage's layout, as KMM's worker then uses it: `modprobe -d <dirName> <moduleName>`.
+    spec = one(objs, "Module")["spec"]["moduleLoader"]["container"]["modprobe"]
+    opt = tmp_path / "image" / spec["dirName"].lstrip("/")
+    (opt / "lib" / "modules" / kver).mkdir(parents=True)
+    shutil.copy(ko, opt / "lib" / "modules" / kver)
+    subprocess.run(["depmod", "-b", str(opt), kver], check=True, capture_output=True)
+    shown = subprocess.run(["modprobe", "-d", str(opt), "-S", kver, "--show-depends",
+                            spec["moduleName"]], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == f"insmod {opt}/lib/modules/{kver}/mock-accel.ko"
     # A kernel nobody can place fails in the first stage, with the way out in the message.
     proc = subprocess.run(["sh", str(script), "fedora", "6.18.44-custom", str(tmp_path / "x"),
                            str(src)], capture_output=True, text=True)
