@@ -341,7 +341,7 @@ def _sim_read(self: SimNode, path: Path) -> str:
             phrase = self._make_passphrase(name, int(self._get(name, "passphrase_count")))
             self._set(name, attribute, phrase)
         return phrase + "\n"
-    return path.read_text()
+    return SysfsNode._read(self, path)
 
 
 SimNode._write = _sim_write

@@ -245,7 +245,8 @@ class SysfsNode:
 
     # -- the two primitives a simulator overrides -------------------------------------------
     def _read(self, path: Path) -> str:
-        return path.read_text()
+        # bytes that are not UTF-8 become \x.. escapes: a bad value, never a decoding crash
+        return path.read_bytes().decode("utf-8", "backslashreplace")
 
     def _write(self, path: Path, value: str) -> None:
         with open(path, "w") as handle:
