@@ -26,7 +26,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from .cdi import CdiDevice, CdiRegistry
+from .cdi import CdiDevice, CdiError, CdiRegistry
 from .kube import KubeError
 from mock_accel.proto import (
     dra_health_v1_pb2,
@@ -40,6 +40,7 @@ from mock_accel.proto import (
     pluginregistration_v1_pb2,
     pluginregistration_v1_pb2_grpc,
 )
+from .slices import is_dns_label, is_dns_subdomain
 from .state import Checkpoint, PreparedClaim, PreparedDevice, holders, reconcile
 from .sysfs import STATUS_ALLOCATED, Inventory, SysfsNode, open_node
 
@@ -47,12 +48,12 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'PLUGIN_TYPE', 'DRA_V1', 'DRA_V1BETA1', 'HEALTH_V1', 'HEALTH_V1ALPHA1', 'DRA_SERVICES', 'HEALTH_SERVICES',
-           'UNIX_PATH_MAX', 'HEALTH_TIMEOUT_SECONDS', 'HEALTH_HEARTBEAT_SECONDS', 'CLAIMS_PATH', 'CRASH_POINT_ENV',
-           'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig', 'ApiReader', 'ClaimError',
-           'ClaimRef', 'ClaimResult', 'node_selected', 'our_results', 'PluginMetrics', 'DeviceHealthState',
-           'HealthWatcher', 'DriverPlugin', 'crash_point', 'RegistrationServicer', 'DraServicer', 'DraV1Servicer',
-           'DraV1beta1Servicer', 'health_message', 'HealthServicer', 'HealthV1Servicer', 'HealthV1alpha1Servicer',
-           'remove_stale_socket']
+           'UNIX_PATH_MAX', 'HEALTH_TIMEOUT_SECONDS', 'HEALTH_HEARTBEAT_SECONDS', 'CLAIMS_PATH', 'MAX_UID_LENGTH',
+           'CRASH_POINT_ENV', 'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig',
+           'ApiReader', 'ClaimError', 'ClaimRef', 'check_claim_ref', 'ClaimResult', 'node_selected', 'our_results',
+           'PluginMetrics', 'DeviceHealthState', 'HealthWatcher', 'DriverPlugin', 'crash_point', 'RegistrationServicer',
+           'DraServicer', 'DraV1Servicer', 'DraV1beta1Servicer', 'health_message', 'HealthServicer', 'HealthV1Servicer',
+           'HealthV1alpha1Servicer', 'remove_stale_socket']
 
 # %% ../nbs/11_plugin.ipynb #e764a7a7
 PLUGIN_TYPE = "DRAPlugin"
@@ -159,6 +160,28 @@ class ClaimRef:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name} ({self.uid})"
+
+
+MAX_UID_LENGTH = 128   # the UID names the claim's CDI spec file; Kubernetes UIDs have 36
+
+
+def check_claim_ref(ref: ClaimRef, cdi: CdiRegistry, names: bool = True) -> None:
+    """`ClaimError("invalid_claim")` unless the kubelet's reference is usable: a UID that can
+    name a CDI spec and, with `names`, a namespace (DNS label) and name (DNS subdomain), so
+    that the API path built from them can only address that one claim."""
+    problems = []
+    try:
+        cdi.spec_path(ref.uid)
+    except CdiError:
+        problems.append(f"UID {ref.uid!r} is not letters, digits and _.:- only")
+    if len(ref.uid) > MAX_UID_LENGTH:
+        problems.append(f"UID is longer than {MAX_UID_LENGTH} characters")
+    if names and not is_dns_label(ref.namespace):
+        problems.append(f"namespace {ref.namespace!r} is not a DNS label")
+    if names and not is_dns_subdomain(ref.name):
+        problems.append(f"name {ref.name!r} is not a DNS subdomain")
+    if problems:
+        raise ClaimError("invalid_claim", "invalid claim reference: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -338,7 +361,7 @@ class DriverPlugin:
         self.checkpoint = Checkpoint(config.checkpoint_path)
         self.metrics = PluginMetrics(self, registry)
         self._state_lock = threading.Lock()      # _claims, _reserved, checkpoint writes
-        self._claim_locks: dict[str, threading.Lock] = {}
+        self._claim_locks: dict[str, tuple[threading.Lock, int]] = {}  # uid -> (lock, users)
         self._reserved: dict[str, str] = {}      # device -> claim uid, while being prepared
         self._servers: list[grpc.Server] = []
         self._sockets: list[Path] = []
@@ -374,10 +397,21 @@ class DriverPlugin:
 
     @contextmanager
     def _claim_lock(self, uid: str) -> Iterator[None]:
+        """One call at a time per claim. The lock goes with its last user, so the table does not
+        grow with every UID the plugin was ever asked about."""
         with self._state_lock:
-            lock = self._claim_locks.setdefault(uid, threading.Lock())
-        with lock:
-            yield
+            lock, users = self._claim_locks.get(uid, (threading.Lock(), 0))
+            self._claim_locks[uid] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._state_lock:
+                lock, users = self._claim_locks[uid]
+                if users == 1:
+                    del self._claim_locks[uid]
+                else:
+                    self._claim_locks[uid] = (lock, users - 1)
 
 # %% ../nbs/11_plugin.ipynb #f92b138d
 CRASH_POINT_ENV = "MOCK_ACCEL_CRASH_POINT"
@@ -414,6 +448,7 @@ def _check_devices(self: DriverPlugin, ref: ClaimRef, results: list[dict],
 
 
 def _prepare_claim(self: DriverPlugin, ref: ClaimRef) -> list[PreparedDevice]:
+    check_claim_ref(ref, self.cdi)
     with self._state_lock:
         known = self._claims.get(ref.uid)
     if known is not None:
@@ -516,6 +551,7 @@ DriverPlugin.prepare = _prepare
 
 # %% ../nbs/11_plugin.ipynb #ae539c4a
 def _unprepare_claim(self: DriverPlugin, ref: ClaimRef) -> None:
+    check_claim_ref(ref, self.cdi, names=False)   # only the UID is used
     with self._state_lock:
         prepared = self._claims.get(ref.uid)
     if prepared is None:
