@@ -51,6 +51,11 @@ def log(message: str) -> None:
     print(f"==> docs: {message}", flush=True)
 
 
+def shown(path: Path) -> str:
+    """A path as the build log names it (relative to the repository when inside it)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def source_notebooks() -> list[Path]:
     """The notebooks of nbs/ as nbdev globs them (names starting with _ or . skipped)."""
     found = []
@@ -202,14 +207,14 @@ def execute(src: Path, dst: Path) -> str:
             for i in order:
                 client.execute_cell(node.cells[i], i)
     except CellExecutionError as err:
-        raise DocsBuildError(f"{src.relative_to(ROOT)} failed:\n{err}") from None
+        raise DocsBuildError(f"{shown(src)} failed:\n{err}") from None
     for i, source in skipped.items():
         node.cells[i].source = source
     # the outputs are here now: nbdev's exec_show_docs must not run the cells again
     node.cells.insert(0, nbformat.v4.new_raw_cell("---\nskip_showdoc: true\n---",
                                                   id="docs-front-matter"))
     _stage(node, dst)
-    return f"{src.relative_to(NBS)} ran in {time.monotonic() - started:.0f} s"
+    return f"{shown(src)} ran in {time.monotonic() - started:.0f} s"
 
 
 def needs_cluster(src: Path) -> bool:

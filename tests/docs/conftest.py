@@ -1,6 +1,7 @@
-"""Fixtures of the docs-site tests. The site tests read _docs/ as `make docs` left it: `make
-test-docs` builds it first and sets MOCK_ACCEL_DOCS_BUILT=1, so there a missing site fails;
-in a plain pytest run (the site not built) they are skipped with the reason."""
+"""Fixtures of the docs tests. The site tests read _docs/ as `make docs` left it: `make
+test-docs` builds it and then runs them with MOCK_ACCEL_DOCS_BUILT=1; in the main pytest run
+they are skipped with that reason (a site left from an earlier build may be stale). The
+examples test uses the local control plane of tests/cluster."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.fixtures import api, cluster  # noqa: F401
 from tests.docs import build
 
 SITE = build.SITE
@@ -80,10 +82,10 @@ class Page(HTMLParser):
 
 @pytest.fixture(scope="session")
 def site() -> Path:
+    if not os.environ.get("MOCK_ACCEL_DOCS_BUILT"):
+        pytest.skip("checks the built site: `make test-docs` builds it, then runs these")
     if not (SITE / "index.html").exists():
-        if os.environ.get("MOCK_ACCEL_DOCS_BUILT"):
-            pytest.fail(f"{SITE} has no index.html although `make docs` ran")
-        pytest.skip("the docs site is not built (`make test-docs` builds and checks it)")
+        pytest.fail(f"{SITE} has no index.html although `make docs` ran")
     return SITE
 
 

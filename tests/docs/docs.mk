@@ -1,7 +1,9 @@
 # The documentation site: `make docs` builds _docs/ from the notebooks (offline: quarto when
 # installed, else Sphinx); `make test-docs` builds it and checks it (pages, links, images, no
-# directive text, screenshots in Chromium). It runs last in `make test`, after the e2e notebooks
-# have left their executed copies in artifacts/e2e-notebooks/.
+# directive text, screenshots in Chromium into artifacts/docs-screenshots/). It runs last in
+# `make test`, after the e2e notebooks have left their executed copies in
+# artifacts/e2e-notebooks/. The builder's unit tests and the guide's YAML examples against the
+# API server (tests/docs/test_build.py, test_examples.py) run in the main pytest.
 .PHONY: docs test-docs
 
 docs:
@@ -9,6 +11,7 @@ docs:
 
 test-docs: docs
 	@echo "==> checking the docs site (tests/docs)"
-	MOCK_ACCEL_DOCS_BUILT=1 $(PYTHON) -m pytest tests/docs -p no:cacheprovider
+	MOCK_ACCEL_DOCS_BUILT=1 $(PYTHON) -m pytest -p no:cacheprovider \
+		tests/docs/test_site.py tests/docs/test_screenshots.py
 
 TEST_LAST += test-docs
