@@ -116,8 +116,19 @@ def seed_status() -> dict:
         errors.append(f"@{query}: " + " ".join(
             x for x in (status and status.group(1), said and said.group(1)) if x)
             if status or said else f"@{query}: {text.split(': ')[-1]}")
-    return {"available": False, "detail": f"{SEED_MODULE} is not served by the Go module proxy "
-                                          f"({'; '.join(errors)})"}
+    return {"available": False, "detail": compact(
+        f"{SEED_MODULE} is not served by the Go module proxy ({'; '.join(errors)})")}
+
+
+def compact(detail: str) -> str:
+    """'(@a: E; @b: E)' -> '(E for @a, @b)' when every query got the same answer."""
+    m = re.match(r"^(.*?) \((@.*)\)$", detail)
+    if not m:
+        return detail
+    pairs = [part.split(": ", 1) for part in m.group(2).split("; ")]
+    if any(len(p) != 2 for p in pairs) or len({p[1] for p in pairs}) != 1:
+        return detail
+    return f"{m.group(1)} ({pairs[0][1]} for {', '.join(p[0] for p in pairs)})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from tests.bench import common
+from tests.bench import common, peers
 
 NAMES = ("slices", "prepare", "scale", "kernel")
 
@@ -60,7 +60,11 @@ def section_slices(r: dict) -> list[str]:
          for x in r["idle"]]))
     out += ["", f"API server counter over the window (all slice writers): "
             f"{r['idle_api_requests']['writes (all slice writers)']} writes, "
-            f"{r['idle_api_requests']['reads']} reads. Goal: 0 writes.", ""]
+            + (f"{r['idle_api_requests']['GET/LIST']} GET/LIST (all clients)"
+               if "GET/LIST" in r["idle_api_requests"] else
+               f"{r['idle_api_requests']['reads']} GET/LIST/WATCH requests (all clients, "
+               "including this benchmark's own watch, renewed every 5 s)")
+            + ". Goal: 0 writes.", ""]
     out.append(md_table(["ResourceSlices per node", "devices", "mode", "slices", "measured"],
                         [[x["system"], x["devices"], x["mode"], x["slices"], x["measured"]]
                          for x in r["layout"]]))
@@ -192,7 +196,7 @@ def render(results: dict[str, dict]) -> str:
             break
     for r in results.values():
         if "seed" in r:
-            lines += [f"Seed system: {r['seed']['detail']} — so it was not run; its "
+            lines += [f"Seed system: {peers.compact(r['seed']['detail'])} — so it was not run; its "
                       "documented behaviour appears as reference lines marked "
                       "“documented, not measured”."]
             break
