@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: /var/lib/kubelet/plugins/<driver>")
     agent.add_argument("--registry-dir", default="/var/lib/kubelet/plugins_registry")
     agent.add_argument("--cdi-dir", default="/var/run/cdi")
+    agent.add_argument("--host-root", default=None,
+                       help="where --sysfs-root is on the node itself, for the paths in CDI specs "
+                            "(a pod that mounts the node's / at /host passes /); "
+                            "default: --sysfs-root")
     agent.add_argument("--pod-uid", default=os.environ.get("POD_UID"),
                        help="rolling-update registration socket name")
     agent.add_argument("--metrics-port", type=int, default=0, help="0: no metrics endpoint")
@@ -151,6 +155,7 @@ def run_node_agent(args: argparse.Namespace) -> int:
     config = PluginConfig(driver=args.driver_name, node_name=_node_name(args),
                           plugins_dir=plugins_dir, registry_dir=args.registry_dir,
                           cdi_dir=args.cdi_dir, sysfs_root=args.sysfs_root,
+                          host_root=args.host_root,
                           pod_uid=args.pod_uid, health=not args.no_health)
     plugin = DriverPlugin(config, _client(args))
     if args.metrics_port:

@@ -26,7 +26,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from .cdi import CdiDevice, CdiError, CdiRegistry
+from .cdi import CdiError, CdiRegistry
 from .kube import KubeError
 from mock_accel.proto import (
     dra_health_v1_pb2,
@@ -97,6 +97,7 @@ class PluginConfig:
     cdi_dir: str | os.PathLike = "/var/run/cdi"
     state_dir: str | os.PathLike | None = None       # default: <plugins_dir>/<driver>
     sysfs_root: str | os.PathLike = "/"
+    host_root: str | os.PathLike | None = None        # sysfs_root as the node sees it (CDI)
     pod_uid: str | None = None
     health: bool = True
     dra_services: tuple[str, ...] = DRA_SERVICES      # advertised, in this order
@@ -357,7 +358,7 @@ class DriverPlugin:
         self.config = config
         self.client = client
         self.node = node or open_node(config.sysfs_root)
-        self.cdi = CdiRegistry(config.cdi_dir, config.driver)
+        self.cdi = CdiRegistry(config.cdi_dir, config.driver, host_root=config.host_root)
         self.checkpoint = Checkpoint(config.checkpoint_path)
         self.metrics = PluginMetrics(self, registry)
         self._state_lock = threading.Lock()      # _claims, _reserved, checkpoint writes
@@ -484,7 +485,7 @@ def _prepare_claim(self: DriverPlugin, ref: ClaimRef) -> list[PreparedDevice]:
             marked.append(name)
         crash_point("after-mark")
         ids = self.cdi.write_claim_spec(
-            ref.uid, [CdiDevice.from_device(self.node, inventory[n]) for n in names]) if names \
+            ref.uid, [self.cdi.device(self.node, inventory[n]) for n in names]) if names \
             else {}
         crash_point("after-cdi")
         devices = [PreparedDevice(request=r["request"], pool=r["pool"], device=r["device"],

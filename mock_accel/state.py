@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .cdi import CdiDevice, CdiRegistry
+from .cdi import CdiRegistry
 from .files import atomic_write
 from .sysfs import SysfsNode
 
@@ -151,7 +151,7 @@ def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
                 node.set_allocated(prepared.device, True)
                 report.remarked.append(prepared.device)
         if present and cdi.read_claim_spec(claim.uid) is None:
-            cdi.write_claim_spec(claim.uid, [CdiDevice.from_device(node, inventory[d.device])
+            cdi.write_claim_spec(claim.uid, [cdi.device(node, inventory[d.device])
                                              for d in present])
             report.restored_specs.append(claim.uid)
     for device in inventory:

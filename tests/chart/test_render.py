@@ -158,7 +158,10 @@ def test_daemonsets_run_the_cli_with_flags_it_accepts():
     for cont, args in ((ctrl, c), (agent, a)):
         mounts = {m["mountPath"] for m in cont["volumeMounts"]}
         root = args.sysfs_root.rstrip("/")
-        assert {f"{root}/sys/class/mock-accel", f"{root}/sys/devices"} <= mounts
+        assert {f"{root}/sys/class/mock-accel", f"{root}/sys/bus/mock-accel",
+                f"{root}/sys/devices"} <= mounts
+    # CDI specs carry the node's paths: --host-root is the chart's hostRoot.
+    assert a.host_root == "/"
 
 
 def test_node_agent_is_ready_when_its_socket_is_served():
@@ -178,9 +181,11 @@ def test_host_paths_and_privileges():
     ctrl, agent = daemonset(objs, "controller"), daemonset(objs, "node-agent")
     assert host_mounts(ctrl) == {
         "/host/sys/class/mock-accel": ("/sys/class/mock-accel", True, "Directory"),
+        "/host/sys/bus/mock-accel": ("/sys/bus/mock-accel", True, "Directory"),
         "/host/sys/devices": ("/sys/devices", True, "Directory")}
     assert host_mounts(agent) == {
         "/host/sys/class/mock-accel": ("/sys/class/mock-accel", True, "Directory"),
+        "/host/sys/bus/mock-accel": ("/sys/bus/mock-accel", True, "Directory"),
         "/host/sys/devices": ("/sys/devices", False, "Directory"),  # status writes
         "/host/dev": ("/dev", True, "Directory"),
         "/var/lib/kubelet/plugins": ("/var/lib/kubelet/plugins", False, "DirectoryOrCreate"),
