@@ -121,9 +121,10 @@ class CdiDevice:
     def from_device(cls, node: SysfsNode, device: Device,
                     host_root: str | os.PathLike | None = None) -> CdiDevice:
         """The device's paths as the runtime sees them: under `host_root` instead of `node.root`."""
-        sysfs_dir = (node.class_dir / device.name).resolve()
-        dev_path = node.dev_path(device.name)
-        if host_root is not None:
+        sysfs_dir, dev_path = node.class_dir / device.name, node.dev_path(device.name)
+        if host_root is None:
+            sysfs_dir = sysfs_dir.resolve()
+        else:  # the class entry's link is followed by the runtime's bind mount, on the node
             sysfs_dir, dev_path = (_on_host(node, p, Path(host_root)) for p in (sysfs_dir, dev_path))
         return cls(name=device.name, uuid=device.uuid, pci_address=device.pci_address,
                    dev_host_path=str(dev_path), sysfs_host_path=str(sysfs_dir))
@@ -139,11 +140,11 @@ class CdiDevice:
 
 
 def _on_host(node: SysfsNode, path: Path, host_root: Path) -> Path:
-    root = node.root.resolve()
     try:
-        relative = path.relative_to(root)
+        relative = path.relative_to(node.root)
     except ValueError:
-        raise CdiError(f"{path} is outside {root}: no host path for it under {host_root}") from None
+        raise CdiError(f"{path} is outside {node.root}: no host path for it under "
+                       f"{host_root}") from None
     return host_root / relative
 
 
