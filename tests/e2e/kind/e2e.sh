@@ -13,7 +13,9 @@
 #   6. teardown on any exit: the cluster and the registry (KEEP_CLUSTER=1 keeps them)
 #
 # Needs: Linux x86-64, Docker, curl, python3 with this repository's dev extra (make py-deps),
-# the firmware (make firmware). kind, kubectl and helm are downloaded at pinned versions when
+# the firmware (make firmware). A kernel whose version names no distribution family (a custom
+# build) needs KMOD_DISTRO=fedora|rhel|debian|ubuntu for the module image's builder stage.
+# kind, kubectl and helm are downloaded at pinned versions when
 # missing. The module is loaded into THIS host's kernel (kind nodes share it); KMM copies the
 # firmware into this host's /lib/firmware. Executed notebooks: artifacts/e2e-kind/<mode>/.
 set -euo pipefail
@@ -142,7 +144,7 @@ build_images() {
 	docker push "$REGISTRY_ON_HOST/$DRIVER_IMAGE:$IMAGE_TAG"
 	say "building $MODULE_IMAGE:$KERNEL (images/kmod/Containerfile) for this host's kernel"
 	docker build -f "$repo/images/kmod/Containerfile" --build-arg "KERNEL_FULL_VERSION=$KERNEL" \
-		-t "$REGISTRY_ON_HOST/$MODULE_IMAGE:$KERNEL" "$repo"
+		--build-arg "KMOD_DISTRO=${KMOD_DISTRO:-auto}" -t "$REGISTRY_ON_HOST/$MODULE_IMAGE:$KERNEL" "$repo"
 	docker push "$REGISTRY_ON_HOST/$MODULE_IMAGE:$KERNEL"
 }
 
