@@ -182,3 +182,22 @@ def test_e2e_pages_show_the_executed_notebooks(pages, notebook):
     assert len(page.images) >= plots, (len(page.images), plots)
     assert page.tables >= tables, (page.tables, tables)
     assert "Not run for this build" not in page.text
+
+
+def test_chart_page_lists_every_parameter_of_values_yaml(pages):
+    import yaml
+
+    values = yaml.safe_load((build.ROOT / "chart" / "values.yaml").read_text())
+
+    def leaves(value, path=""):
+        if isinstance(value, dict) and value:
+            for key, child in value.items():
+                yield from leaves(child, f"{path}.{key}" if path else key)
+        else:
+            yield path
+
+    paths = list(leaves(values))
+    text = pages["chart.html"].text
+    assert len(paths) > 40
+    assert [p for p in paths if p not in text] == []
+    assert pages["chart.html"].tables == 1
