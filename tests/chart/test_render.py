@@ -379,6 +379,17 @@ def test_prebuilt_module():
         assert term["matchExpressions"] == [{"key": label, "operator": "Exists"}]
 
 
+def test_module_registry_tls():
+    assert "registryTLS" not in module(render(*MODES["prebuilt"]))["spec"]["moduleLoader"][
+        "container"]
+    objs = render(*MODES["build"], "kernelModule.registryTLS.insecure=true")
+    assert module(objs)["spec"]["moduleLoader"]["container"]["registryTLS"] == {"insecure": True}
+    objs = render(*MODES["prebuilt"], "kernelModule.registryTLS.insecureSkipTLSVerify=true")
+    assert module(objs)["spec"]["moduleLoader"]["container"]["registryTLS"] == {
+        "insecureSkipTLSVerify": True}
+    assert "registryTLS" in render_error(*MODES["prebuilt"], "kernelModule.registryTLS.verify=no")
+
+
 def test_module_pull_secret():
     objs = render(*MODES["prebuilt"], "global.imagePullSecrets[0].name=regcred")
     assert module(objs)["spec"]["imageRepoSecret"] == {"name": "regcred"}

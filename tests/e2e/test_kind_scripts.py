@@ -41,7 +41,7 @@ def test_shellcheck():
 
 def test_scripts_are_strict_and_executable():
     main = KIND_DIR / "e2e.sh"
-    assert os.access(main, os.X_OK) and os.access(KIND_DIR / "insecure-registry", os.X_OK)
+    assert os.access(main, os.X_OK)
     assert "set -euo pipefail" in main.read_text()
     assert "trap teardown EXIT" in main.read_text()
 
@@ -140,8 +140,7 @@ def render(values: Path, tmp_path: Path) -> list[dict]:
            "HELM_CONFIG_HOME": str(tmp_path / "f"), "HELM_DATA_HOME": str(tmp_path / "d")}
     result = subprocess.run(
         [str(helm), "template", lib_value("RELEASE"), str(REPO / "chart"), "--namespace",
-         lib_value("CHART_NAMESPACE"), "--values", str(values),
-         "--post-renderer", str(KIND_DIR / "insecure-registry")],
+         lib_value("CHART_NAMESPACE"), "--values", str(values)],
         capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
@@ -162,7 +161,7 @@ def test_chart_renders_with_the_scripts_values(mode, tmp_path):
         assert container["image"] == f"{registry}/mock-accel-dra-driver:{lib_value('IMAGE_TAG')}"
     (module,) = [o for o in objects if o["kind"] == "Module"]
     loader = module["spec"]["moduleLoader"]["container"]
-    assert loader["registryTLS"] == {"insecure": True}  # the post-renderer's doing
+    assert loader["registryTLS"] == {"insecure": True}  # the local registry is plain HTTP
     assert "num_vfs=4" in loader["modprobe"]["parameters"]
     (mapping,) = loader["kernelMappings"]
     if mode == "prebuilt":
@@ -177,21 +176,6 @@ def test_write_values_refuses_an_unknown_mode(tmp_path):
     result = write_values("sideways", "6.1.0", tmp_path / "v.yaml")
     assert result.returncode == 1 and "prebuilt or build" in result.stderr
     assert not (tmp_path / "v.yaml").exists()
-
-
-def test_post_renderer_leaves_other_objects_alone():
-    docs = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
-             "data": {"a": "b"}},
-            {"apiVersion": "kmm.sigs.x-k8s.io/v1beta1", "kind": "Module",
-             "metadata": {"name": "m"}, "spec": {"moduleLoader": {"container": {
-                 "registryTLS": {"insecureSkipTLSVerify": True}}}}}]
-    result = subprocess.run([str(KIND_DIR / "insecure-registry")],
-                            input=yaml.safe_dump_all(docs), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    configmap, module = yaml.safe_load_all(result.stdout)
-    assert configmap == docs[0]
-    assert module["spec"]["moduleLoader"]["container"]["registryTLS"] == {
-        "insecureSkipTLSVerify": True, "insecure": True}
 
 
 # -- the script itself ---------------------------------------------------------------------------

@@ -159,7 +159,6 @@ run_mode() {
 		"$PYTHON" -m tests.e2e.run_notebooks --out "$out" -p mode kind \
 		-p kubeconfig "$work/kubeconfig" -p release "$RELEASE" -p namespace "$CHART_NAMESPACE" \
 		-p values_file "$values" -p kmm_mode "$mode" -p kind_nodes "$NODE" \
-		-p post_renderer "$here/insecure-registry" \
 		-p workload_image "$REGISTRY_IN_CLUSTER/$DRIVER_IMAGE:$IMAGE_TAG" \
 		-p workload_namespace "mock-accel-e2e-$mode" -p artifacts "$out" -p timeout 300
 	say "KMM $mode mode: uninstalling; waiting for KMM to unload the module"

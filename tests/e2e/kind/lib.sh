@@ -46,6 +46,8 @@ write_values() {
 		printf 'kernelModule:\n  enabled: true\n  mode: %s\n' "$mode"
 		printf '  image:\n    repository: %s/%s\n    tag: "%s"\n' "$REGISTRY_IN_CLUSTER" "$MODULE_IMAGE" "$kernel"
 		printf '  parameters:\n    num_vfs: 4\n'
+		# the local registry speaks plain HTTP: KMM checks, pulls and pushes over HTTP
+		printf '  registryTLS:\n    insecure: true\n'
 		if [[ $mode == prebuilt ]]; then
 			# the image e2e.sh built for this host's kernel, and only that kernel
 			printf '  kernelMappings:\n    - literal: "%s"\n' "$kernel"
