@@ -5,6 +5,7 @@ kept in artifacts/docs-screenshots/ for people to look at."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -72,3 +73,19 @@ def test_page_renders(site, which, width):
         assert ink(image, (0, 0, w, h)) > 0.03, f"{png} is blank"
         assert ink(image, (0, 0, w, h // 4)) > 0.01, f"{png}: nothing at the top"
         assert ink(image, (0, h // 3, w, 2 * h // 3)) > 0.01, f"{png}: nothing in the middle"
+
+
+def test_search_finds_pages_in_the_browser(site):
+    """Sphinx's search runs in the page (searchindex.js): Chromium loads search.html with a
+    query, and the DOM after the scripts ran lists matching pages."""
+    with tempfile.TemporaryDirectory() as profile:
+        url = (site / "search.html").as_uri() + "?q=counter+set"
+        result = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={profile}", "--virtual-time-budget=8000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    found = re.search(r"found (\d+) pages? matching", dom)
+    assert found and int(found[1]) >= 2, dom[-3000:]
+    assert 'href="dra_model.html' in dom
