@@ -201,3 +201,17 @@ def test_chart_page_lists_every_parameter_of_values_yaml(pages):
     assert len(paths) > 40
     assert [p for p in paths if p not in text] == []
     assert pages["chart.html"].tables == 1
+
+
+def test_benchmark_results_have_a_page_when_committed(pages):
+    results = sorted(build.BENCH_RESULTS.glob("*.md")) if build.BENCH_RESULTS.is_dir() else []
+    if not results:
+        assert "benchmarks.html" not in pages
+        pytest.skip(f"no benchmark results in {build.BENCH_RESULTS.relative_to(build.ROOT)}")
+    text = pages["benchmarks.html"].text
+    for path in results:
+        header = next((line for line in path.read_text().splitlines()
+                       if line.startswith("|")), None)
+        if header:
+            cells = [c.strip(" `*") for c in header.strip("|").split("|")]
+            assert all(c in text for c in cells if c), (path.name, cells)
