@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import time
+from pathlib import Path
 
 import hypothesis
 from hypothesis import HealthCheck, settings
@@ -57,3 +59,11 @@ class Progress:
         if now - self.last >= self.every or done == self.total:
             self.last = now
             self.say(f"[{self.label}] {done}/{self.total} in {now - self.start:.1f} s {extra}")
+
+
+def memory_tmpdir(prefix: str) -> Path:
+    """A fresh directory on /dev/shm (tmpfs, as /var/run/cdi is on a node) when there is one:
+    the fuzzers write thousands of small files and fsync them, which a busy disk makes slow."""
+    shm = Path("/dev/shm")
+    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=where))
