@@ -297,6 +297,9 @@ def process() -> None:
 
 # --- step 3, offline: _proc/ → Sphinx sources ------------------------------------------------
 
+# what show_doc prints for a callable object without a docstring of its own (an lru_cache or
+# partial wrapper): Python's text for __call__, which says nothing about the function
+NO_DOCSTRING = "*Call self as a function.*"
 QUARTO_TAGS = {("echo", "false"): "remove-input", ("output", "false"): "remove-output",
                ("include", "false"): "remove-cell", ("code-fold", "true"): "hide-input",
                ("code-fold", "show"): "hide-input"}
@@ -361,7 +364,8 @@ def translate(nb: dict) -> dict:
             if "text/markdown" in data:
                 text = _relative_links("".join(data["text/markdown"]))
                 # show_doc starts with a rule, which docutils allows only between sections
-                data["text/markdown"] = re.sub(r"\A\s*---\s*\n", "", text)
+                text = re.sub(r"\A\s*---\s*\n", "", text)
+                data["text/markdown"] = text.replace(NO_DOCSTRING, "")
         if not code and not outputs:
             continue
         if not code:
@@ -385,6 +389,7 @@ def _show_docs(nb: dict) -> list[tuple[str, str, str]]:
             signature = " ".join(match[2].split()).removeprefix("def ").removeprefix("class ")
             signature = re.sub(r"\(\s+", "(", signature).replace(" )", ")").rstrip(":")
             summary = " ".join((match[3] or "").split())
+            summary = "" if f"*{summary}*" == NO_DOCSTRING else summary
             found.append((match[1], signature, re.split(r"(?<=\.)\s", summary, maxsplit=1)[0]))
     return found
 

@@ -39,5 +39,6 @@ html_css_files = ["site.css"]
 html_show_sourcelink = False
 html_copy_source = False
 html_theme_options = {"navigation_with_keys": True}
+smartquotes = False  # `--no-partitionable` stays two hyphens, quotes stay straight
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
