@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.fixtures import api, cluster  # noqa: F401
+from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
 from tests.docs import build
 
 SITE = build.SITE

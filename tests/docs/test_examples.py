@@ -68,3 +68,20 @@ def test_a_broken_selector_is_refused(client):
     with pytest.raises(KubeError) as err:
         dry_run_create(client, broken)
     assert err.value.status == 422, err.value
+
+
+def test_getting_started_claim_and_pod_are_accepted(client, namespace):
+    """The claim and pod that the getting-started page builds from the chart's values."""
+    from execnb.nbio import read_nb
+    from execnb.shell import CaptureShell
+
+    notebook = build.NBS / "docs" / "01_getting_started.ipynb"
+    shell = CaptureShell(path=notebook.parent)
+    shell.run_all(read_nb(notebook), exc_stop=True)
+    claim, pod = shell.user_ns["claim"], shell.user_ns["pod"]
+    assert claim["spec"]["devices"]["requests"][0]["exactly"]["deviceClassName"] == \
+        "mock-accel-pf"
+    for obj in (claim, pod):
+        obj = json.loads(json.dumps(obj))
+        obj["metadata"]["namespace"] = namespace
+        assert dry_run_create(client, obj)["metadata"]["name"] == obj["metadata"]["name"]
