@@ -5,15 +5,17 @@ processes with their node's credentials, both driven by the same kubelet emulato
 against each driver's own slices.
 
 Concurrency is the kubelet's: one call per pod (here: per claim), 100 calls in flight at once.
-The systems are measured in turns (ours, theirs, ours, ...) so that the machine's noise falls
-on both. dra-example-driver runs twice: with its defaults (client-side API rate limit of 5 QPS,
-burst 10 -- it reads every claim from the API server) and with that limit raised to 1000, so
-the figures show what is the limiter and what is the code.
+A second node of ours with 16 devices (1-claim latency only) shows how prepare scales with
+the node's inventory. The systems are measured in turns (ours, theirs, ours, ...) so that the
+machine's noise falls on both. dra-example-driver runs twice: with its defaults (client-side
+API rate limit of 5 QPS, burst 10 -- it reads every claim from the API server) and with that
+limit raised to 1000, so the figures show what is the limiter and what is the code.
 
 Run: `python3 -m tests.bench.bench_prepare` (BENCH_QUICK=1: 10 claims, fewer rounds).
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -27,16 +29,27 @@ from tests.kubelet.emulator import KubeletEmulator
 
 
 class System:
-    def __init__(self, label: str, driver: str, node: str, registry: Path, procs):
+    def __init__(self, label: str, driver: str, node: str, registry: Path, procs,
+                 devices: int, concurrent: bool = True):
         self.label, self.driver, self.node, self.registry = label, driver, node, registry
-        self.procs = procs
+        self.procs, self.devices, self.concurrent = procs, devices, concurrent
         self.kubelet = KubeletEmulator(registry, timeout=180)
         self.plugin = None
-        self.device_class = f"bench-{label.replace(' ', '-').replace('=', '')}"[:60]
+        self.device_class = "bench-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
     def register(self) -> None:
         socket = self.kubelet.wait_for_socket(timeout=60)
         self.plugin = self.kubelet.register(socket)
+
+
+def start_agent(cluster: Cluster, node: str, sim, work: Path, tag: str) -> common.Proc:
+    return common.Proc(f"{tag}-agent", common.mock_accel_argv(
+        "node-agent", "--node-name", node, "--sysfs-root", str(sim.root),
+        "--kubeconfig", str(cluster.nodes[node].kubeconfig),
+        "--plugin-socket-dir", str(work / tag / "plugin"),
+        "--registry-dir", str(work / tag / "registry"),
+        "--cdi-dir", str(work / tag / "cdi"), "--metrics-port", "0", "-v", "1"),
+        common.artifacts_dir() / "logs" / f"{tag}-agent.log")
 
 
 def create_class(api, system: System) -> None:
@@ -106,6 +119,9 @@ def burst(system: System, refs: list[tuple], out: dict) -> None:
             check(a, f"{system.label} concurrent unprepare")
 
 
+SMALL = 16     # devices on the second node of ours: does prepare depend on the inventory's size?
+
+
 def main() -> dict:
     quick = common.quick()
     n_burst = 10 if quick else 100
@@ -122,28 +138,28 @@ def main() -> dict:
     with Cluster(artifacts=common.artifacts_dir() / "cluster") as cluster:
         api = cluster.api
         try:
-            n_ours, n_ex, n_exq = cluster.create_nodes(3, prefix="prep")
+            n_ours, n_ex, n_exq, n_small = cluster.create_nodes(4, prefix="prep")
             # ours: the controller publishes, the node agent prepares
             ctl, sim = start_ours(cluster, n_ours, work, devices, partitionable=False)
-            procs.append(ctl)
-            agent = common.Proc("ours-agent", common.mock_accel_argv(
-                "node-agent", "--node-name", n_ours, "--sysfs-root", str(sim.root),
-                "--kubeconfig", str(cluster.nodes[n_ours].kubeconfig),
-                "--plugin-socket-dir", str(work / "ours" / "plugin"),
-                "--registry-dir", str(work / "ours" / "registry"),
-                "--cdi-dir", str(work / "ours" / "cdi"), "--metrics-port", "0", "-v", "1"),
-                common.artifacts_dir() / "logs" / "ours-agent.log")
-            procs.append(agent)
+            agent = start_agent(cluster, n_ours, sim, work, "ours")
+            ctl_small, sim_small = start_ours(cluster, n_small, work, SMALL,
+                                              partitionable=False)
+            agent_small = start_agent(cluster, n_small, sim_small, work, "ours-small")
+            procs += [ctl, agent, ctl_small, agent_small]
             ex = start_example(cluster, n_ex, work, devices)
             exq = start_example(cluster, n_exq, work, devices, "--kube-api-qps", "1000",
                                 "--kube-api-burst", "1000")
             procs += [ex, exq]
             systems = [
-                System("ours", common.DRIVER, n_ours, work / "ours" / "registry", [agent]),
+                System("ours", common.DRIVER, n_ours, work / "ours" / "registry", [agent],
+                       devices),
                 System("dra-example-driver", EXAMPLE_DRIVER, n_ex, work / n_ex / "registry",
-                       [ex]),
+                       [ex], devices),
                 System("dra-example-driver qps=1000", EXAMPLE_DRIVER, n_exq,
-                       work / n_exq / "registry", [exq]),
+                       work / n_exq / "registry", [exq], devices),
+                System(f"ours, {SMALL}-device node", common.DRIVER, n_small,
+                       work / "ours-small" / "registry", [agent_small], SMALL,
+                       concurrent=False),
             ]
             ns = cluster.create_namespace("bench-prepare")
             for system in systems:
@@ -153,13 +169,13 @@ def main() -> dict:
             api.wait_for(lambda: all(
                 sum(len(s["spec"].get("devices") or []) for s in api.list(
                     common.RES, "ResourceSlice")
-                    if s["spec"].get("nodeName") == sy.node) == devices for sy in systems),
+                    if s["spec"].get("nodeName") == sy.node) == sy.devices for sy in systems),
                 timeout=90, what="every node's slices")
             common.log(f"allocating 1 + {n_burst} claims per system (real scheduler)")
             one = {s.label: create_claims(api, ns, s, f"one-{i}", 1)[0]
                    for i, s in enumerate(systems)}
             many = {s.label: create_claims(api, ns, s, f"many-{i}", n_burst)
-                    for i, s in enumerate(systems)}
+                    for i, s in enumerate(systems) if s.concurrent}
 
             singles = {s.label: {"prepare": [], "unprepare": []} for s in systems}
             bursts = {s.label: {"prepare": [], "unprepare": []} for s in systems}
@@ -168,7 +184,7 @@ def main() -> dict:
                     common.log(f"turn {turn + 1}: {s.label}: {single_rounds} x 1 claim")
                     single(s, one[s.label], single_rounds, singles[s.label])
             for turn in range(burst_rounds):
-                for s in systems:
+                for s in (s for s in systems if s.concurrent):
                     common.log(f"round {turn + 1}: {s.label}: {n_burst} concurrent claims")
                     burst(s, many[s.label], bursts[s.label])
             rss = {}
@@ -193,13 +209,13 @@ def main() -> dict:
         row["n"] = len(singles[s.label]["prepare"])
         rows.append(row)
     ours = rows[0]
-    for row in rows[1:]:
+    for row in rows[1:3]:
         row["p99 ratio ours/theirs (prepare)"] = common.ratio(ours["prepare p99 ms"],
                                                              row["prepare p99 ms"])
     common.table(rows, "1 claim: NodePrepareResources / NodeUnprepareResources latency "
                  "(goal: our p99 no worse than the Go reference)")
     burst_rows = []
-    for s in systems:
+    for s in (s for s in systems if s.concurrent):
         prep, unprep = bursts[s.label]["prepare"], bursts[s.label]["unprepare"]
         burst_rows.append({"system": s.label, "claims": n_burst,
                            "prepare s (median)": common.percentile(prep, 50),
@@ -211,7 +227,7 @@ def main() -> dict:
 
     fig, (a1, a2) = common.new_figure(2, width=6)
     labels = [s.label.replace("dra-example-driver", "example").replace(" qps", "\nqps")
-              for s in systems]
+              .replace(", ", "\n") for s in systems]
     for i, op in enumerate(("prepare", "unprepare")):
         a1.boxplot([[v * 1e3 for v in singles[s.label][op]] for s in systems],
                    positions=[j * 3 + i for j in range(len(systems))], widths=0.8,
@@ -220,13 +236,13 @@ def main() -> dict:
     a1.set_ylabel("ms")
     a1.set_title("1 claim: latency per call")
     a1.tick_params(axis="x", labelsize=7)
-    x = range(len(systems))
+    x = range(len(burst_rows))
     a2.bar([i - 0.2 for i in x], [r["prepare s (median)"] for r in burst_rows], 0.4,
            label="prepare")
     a2.bar([i + 0.2 for i in x], [r["unprepare s (median)"] for r in burst_rows], 0.4,
            label="unprepare")
     a2.axhline(1.0, color="g", ls="--", label="goal 1 s")
-    a2.set_xticks(list(x), labels, fontsize=7)
+    a2.set_xticks(list(x), labels[:len(burst_rows)], fontsize=7)
     a2.set_ylabel("seconds")
     a2.set_title(f"{n_burst} concurrent claims")
     a2.legend()
