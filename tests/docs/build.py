@@ -307,7 +307,9 @@ QUARTO_TAGS = {("echo", "false"): "remove-input", ("output", "false"): "remove-o
 
 def page_name(nb: dict, path: Path) -> str:
     """The page's name: nbdev's `output-file` (the notebook's name without its number)."""
-    output = front_matter(nb).get("output-file") or path.with_suffix(".html").name
+    from nbdev.doclinks import _nbpath2html
+
+    output = front_matter(nb).get("output-file") or _nbpath2html(path).name
     return Path(output).stem
 
 
@@ -324,13 +326,16 @@ def section(rel: Path) -> str:
 
 
 def _relative_links(text: str) -> str:
-    """nbdev's links to `{doc_host}{doc_baseurl}/page.html#anchor` → `page.ipynb#anchor`."""
+    """Links to pages as Sphinx resolves them in its flat source folder: nbdev's absolute
+    `{doc_host}{doc_baseurl}/page.html#anchor` and the notebooks' relative `../page.html#anchor`
+    (written for quarto's folders) → `page.ipynb#anchor`."""
     import configparser
 
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "settings.ini")
     base = re.escape(cfg["DEFAULT"]["doc_host"].rstrip("/") + cfg["DEFAULT"]["doc_baseurl"])
-    return re.sub(base + r"/([\w/-]+)\.html", r"\1.ipynb", text)
+    text = re.sub(base + r"/(?:[\w-]+/)*([\w-]+)\.html", r"\1.ipynb", text)
+    return re.sub(r"\]\((?:\.\./)*([\w-]+)\.html(#[^)\s]*)?\)", r"](\1.ipynb\2)", text)
 
 
 def translate(nb: dict) -> dict:
@@ -394,32 +399,34 @@ def _show_docs(nb: dict) -> list[tuple[str, str, str]]:
     return found
 
 
-def api_page(modules: list[tuple[str, str, str, dict]]) -> str:
+def api_page(modules: list[tuple[str, str, str, dict]], link: str = ".ipynb",
+             summary: str = "{.summary}\n") -> str:
     """The API reference: each exported name of each module, its signature and the first
-    sentence of its docstring, as nbdev's show_doc rendered them, linked to its page."""
+    sentence of its docstring, as nbdev's show_doc rendered them, linked to its page (`link`:
+    `.ipynb` for Sphinx, `.html` for quarto)."""
     from tests.docs.slugs import heading_slug
 
     parts = ["# API reference", "",
-             "{.summary}\nEvery name `mock_accel` exports, with the signature and the first "
+             f"{summary}Every name `mock_accel` exports, with the signature and the first "
              "sentence of the docstring that `show_doc` renders on the module's page.", ""]
     for module, page, title, nb in modules:
         entries = _show_docs(nb)
         if not entries:
             continue
-        parts += [f"## `mock_accel.{module}`", "", f"[{title}]({page}.ipynb)", ""]
-        for name, signature, summary in entries:
-            parts += [f"[`{name}`]({page}.ipynb#{heading_slug(name)})", "",
-                      f": `{signature}`" + (f"  \n  {summary}" if summary else ""), ""]
+        parts += [f"## `mock_accel.{module}`", "", f"[{title}]({page}{link})", ""]
+        for name, signature, doc in entries:
+            parts += [f"[`{name}`]({page}{link}#{heading_slug(name)})", "",
+                      f": `{signature}`" + (f"  \n  {doc}" if doc else ""), ""]
     return "\n".join(parts)
 
 
-def bench_page() -> str | None:
+def bench_page(summary: str = "{.summary}\n") -> str | None:
     """The committed benchmark results (tests/bench/results/*.md), if there are any."""
     results = sorted(BENCH_RESULTS.glob("*.md")) if BENCH_RESULTS.is_dir() else []
     if not results:
         return None
     parts = ["# Benchmarks", "",
-             "{.summary}\nThe results committed under `tests/bench/results/`, as measured by "
+             f"{summary}The results committed under `tests/bench/results/`, as measured by "
              "`tests/bench`.", ""]
     for path in results:
         text = path.read_text().strip()
@@ -504,6 +511,21 @@ def render_quarto() -> None:
     values = {k: cfg[k] for k in ["title", "description", "branch", "git_url", "doc_host",
                                   "doc_baseurl"]}
     values["doc_path"] = cfg.doc_path.name
+    # the two generated pages, in plain Markdown for quarto
+    modules = []
+    for path in sorted(EXECUTED.glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        module = default_exp(nb)
+        if module:
+            title = next((c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+                          for c in nb["cells"] if c["cell_type"] == "markdown"), "# " + module)
+            title = re.search(r"^# (.+)$", title, re.M)
+            modules.append((module, page_name(nb, path.relative_to(EXECUTED)),
+                            title[1] if title else module, nb))
+    (EXECUTED / "api.md").write_text(api_page(modules, link=".html", summary=""))
+    bench = bench_page(summary="")
+    if bench:
+        (EXECUTED / "benchmarks.md").write_text(bench)
     (EXECUTED / "nbdev.yml").write_text(quarto._nbdev_yml.format(**values))
     (EXECUTED / "_quarto.yml").write_text(quarto._quarto_yml)
     quarto.nbdev_sidebar.__wrapped__(path=str(EXECUTED), force=True)

@@ -52,7 +52,8 @@ def test_translate_leaves_no_directive_and_maps_quarto_options():
             "data": {"text/markdown": "---\n\n### f\n\n```python\ndef f()\n```"}}]),
         cell("code", "#| code-fold: true\nx = 1"),
         cell("code", "#| include: false\ny = 2"),
-        cell("markdown", "See [f](https://example.invalid/mock-accel/sysfs.html#f)."),
+        cell("markdown", "See [f](https://example.invalid/mock-accel/sysfs.html#f), "
+                         "[KMM](kmm.html), [uapi](../uapi.html#x) and [x](https://a.b/c.html)."),
     ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     out = build.translate(nb)
     text = json.dumps(out)
@@ -62,7 +63,8 @@ def test_translate_leaves_no_directive_and_maps_quarto_options():
     assert tags == [["remove-input"], ["hide-input"], ["remove-cell"]]
     show_doc = out["cells"][1]["outputs"][0]["data"]["text/markdown"]
     assert show_doc.startswith("### f")  # the rule docutils refuses inside an output is gone
-    assert "(sysfs.ipynb#f)" in out["cells"][-1]["source"]
+    assert out["cells"][-1]["source"] == ("See [f](sysfs.ipynb#f), [KMM](kmm.ipynb), "
+                                          "[uapi](uapi.ipynb#x) and [x](https://a.b/c.html).")
 
 
 def test_e2e_notebooks_are_not_executed_by_the_build():
