@@ -38,6 +38,7 @@ html_static_path = ["_static"]
 html_css_files = ["site.css"]
 html_show_sourcelink = False
 html_copy_source = False
+html_use_index = False  # no Python-domain objects: the index page would be empty
 html_theme_options = {"navigation_with_keys": True}
 smartquotes = False  # `--no-partitionable` stays two hyphens, quotes stay straight
 pygments_style = "friendly"
