@@ -162,6 +162,9 @@ def _stage(node, dst: Path) -> None:
     """Write a notebook for step 2."""
     import nbformat
 
+    # the outputs are here already: nbdev's exec_show_docs must not run any cell again
+    node.cells.insert(0, nbformat.v4.new_raw_cell("---\nskip_showdoc: true\n---",
+                                                  id="docs-front-matter"))
     for i, cell in enumerate(node.cells):  # papermill may put an error banner first
         if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
             title, rest = split_title(one_line_summary(cell.source))
@@ -210,9 +213,6 @@ def execute(src: Path, dst: Path) -> str:
         raise DocsBuildError(f"{shown(src)} failed:\n{err}") from None
     for i, source in skipped.items():
         node.cells[i].source = source
-    # the outputs are here now: nbdev's exec_show_docs must not run the cells again
-    node.cells.insert(0, nbformat.v4.new_raw_cell("---\nskip_showdoc: true\n---",
-                                                  id="docs-front-matter"))
     _stage(node, dst)
     return f"{shown(src)} ran in {time.monotonic() - started:.0f} s"
 
