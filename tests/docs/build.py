@@ -415,8 +415,8 @@ def api_page(modules: list[tuple[str, str, str, dict]], link: str = ".ipynb",
             continue
         parts += [f"## `mock_accel.{module}`", "", f"[{title}]({page}{link})", ""]
         for name, signature, doc in entries:
-            parts += [f"[`{name}`]({page}{link}#{heading_slug(name)})", "",
-                      f": `{signature}`" + (f"  \n  {doc}" if doc else ""), ""]
+            parts += [f"[`{signature}`]({page}{link}#{heading_slug(name)})", "",
+                      f": {doc or '(no docstring)'}", ""]
     return "\n".join(parts)
 
 

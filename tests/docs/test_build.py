@@ -80,8 +80,8 @@ def test_api_page_from_show_doc_output():
                                   "\n\n*Parse a name. More detail.*"}}])]}
     page = build.api_page([("mod", "mod", "mod: a module", nb)])
     assert "## `mock_accel.mod`" in page
-    assert "[`parse`](mod.ipynb#parse)" in page
-    assert ": `parse(name:str)->int`  \n  Parse a name." in page and "More detail" not in page
+    assert "[`parse(name:str)->int`](mod.ipynb#parse)\n\n: Parse a name." in page
+    assert "More detail" not in page
 
 
 def test_bench_page_only_with_results(tmp_path, monkeypatch):
