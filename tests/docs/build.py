@@ -250,9 +250,10 @@ def execute_all(jobs: int = 2) -> None:
     run, origin = [], {}
     for src in source_notebooks():
         dst = EXECUTED / src.relative_to(NBS)
-        copy = executed_copy(src)
+        cluster = needs_cluster(src)
+        copy = executed_copy(src) if cluster else None
         origin[str(src.relative_to(NBS))] = ("papermill" if copy else
-                                             "not run" if needs_cluster(src) else "executed")
+                                             "not run" if cluster else "executed")
         if copy:
             import nbformat
 
@@ -262,7 +263,7 @@ def execute_all(jobs: int = 2) -> None:
                          for o in c.get("outputs", []))
             log(f"{src.relative_to(NBS)}: executed copy from {copy.relative_to(ROOT)}"
                 + (" (WARNING: it stopped on an error; the page shows it)" if errors else ""))
-        elif needs_cluster(src):
+        elif cluster:
             _mark_not_executed(src, dst)
             log(f"{src.relative_to(NBS)}: needs a cluster and has no executed copy; shown as is")
         else:
