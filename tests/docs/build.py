@@ -480,8 +480,10 @@ def sphinx_sources() -> None:
         (SOURCE / "benchmarks.md").write_text(bench)
         sections["runs"].append("benchmarks")
     captions = {"guide": "Guide", "reference": "Reference", "runs": "End-to-end runs"}
-    toc = "\n\n".join(f"```{{toctree}}\n:hidden:\n:caption: {captions[key]}\n\n"
-                      + "\n".join(pages) + "\n```" for key, pages in sections.items() if pages)
+    # the navigation, listed at the end of the home page too (phones hide the sidebar)
+    toc = "## The documentation\n\n" + "\n\n".join(
+        f"```{{toctree}}\n:maxdepth: 1\n:caption: {captions[key]}\n\n" + "\n".join(pages)
+        + "\n```" for key, pages in sections.items() if pages)
     page = json.loads(home.read_text())
     page["cells"].append({"cell_type": "markdown", "id": "docs-toc", "metadata": {},
                           "source": toc})
