@@ -192,9 +192,8 @@ class DeviceProblem:
     reason: str
 
     def __str__(self) -> str:
-        shown = "missing" if self.value is None else f"value {self.value!r}"
-        return (f"{self.device}: attribute {self.attribute!r} ({shown}): {self.reason}; "
-                "device skipped")
+        shown = "" if self.value is None else f" (value {self.value!r})"  # None: nothing read
+        return f"{self.device}: attribute {self.attribute!r}{shown}: {self.reason}; device skipped"
 
 
 class DeviceError(Exception):
