@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import statistics
 import tempfile
 import threading
@@ -147,6 +148,24 @@ def random_call(bed: Bed, rng: random.Random, fresh: bool = True) -> tuple[str, 
     return op, uids
 
 
+def register(agent: Agent) -> tuple[KubeletEmulator, RegisteredPlugin]:
+    """The kubelet's handshake once the agent serves its registration socket (a killed agent
+    leaves its socket file behind until the new one replaces it; the kubelet reacts to the new
+    file, the emulator waits for a socket that accepts)."""
+    kubelet = KubeletEmulator(agent.config.registry_dir)
+    path = agent.config.registration_socket
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(path))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"{path} never accepted a connection"
+                time.sleep(0.02)
+    return kubelet, kubelet.register(path)
+
+
 def kill_later(process, delay: float) -> threading.Timer:
     timer = threading.Timer(delay, lambda: process.poll() is None and
                             process.send_signal(signal.SIGKILL))
@@ -155,6 +174,13 @@ def kill_later(process, delay: float) -> threading.Timer:
 
 
 def test_killed_at_random_points(bed, seed, progress):
+    try:
+        kill_loop(bed, seed, progress)
+    finally:
+        bed.agent.stop()   # also after a failure: no agent left for the next test
+
+
+def kill_loop(bed: Bed, seed: int, progress) -> None:
     rng = random.Random(seed)
     agent = bed.agent
     durations = [0.05]   # seconds per successful call; the kill delays are drawn from them
@@ -167,9 +193,8 @@ def test_killed_at_random_points(bed, seed, progress):
         agent.start(crash_point=None if mode == "sigkill" else mode)
         restarts.append(time.monotonic() - started)
         check_consistent(bed)
-        kubelet = KubeletEmulator(agent.config.registry_dir)
+        kubelet, plugin = register(agent)
         try:
-            plugin = kubelet.register(kubelet.wait_for_socket())
             # the kubelet retries what it got no answer for (or gives up and unprepares)
             fresh = mode == "sigkill"   # with a crash point set, a fresh prepare dies
             for uid in sorted(u for u, heard in bed.told.items() if heard == "unknown"):
@@ -210,9 +235,9 @@ def test_killed_at_random_points(bed, seed, progress):
 
     agent.start()   # the last restart, then everything is released
     check_consistent(bed)
-    kubelet = KubeletEmulator(agent.config.registry_dir)
+    kubelet, plugin = register(agent)
     try:
-        call(bed, kubelet.register(kubelet.wait_for_socket()), "unprepare", sorted(bed.claims))
+        call(bed, plugin, "unprepare", sorted(bed.claims))
     finally:
         kubelet.close()
     assert check_consistent(bed) == {} and allocated(bed.sim) == []
@@ -233,11 +258,11 @@ def test_kubelet_restart_reregisters(bed):
     finds the same registration socket, the plugin accepts the new registration, and the
     claims it prepared before are answered the same."""
     agent = bed.agent
+    agent.stop()
     agent.start()
     logged = agent.log.read_text().count("registered with the kubelet")
     uid = sorted(bed.claims)[0]
-    first = KubeletEmulator(agent.config.registry_dir)
-    plugin = first.register(first.wait_for_socket())
+    first, plugin = register(agent)
     call(bed, plugin, "prepare", [uid])
     before = plugin.prepare([bed.claims[uid]["metadata"]])[uid]
     stream = plugin.watch_health()
