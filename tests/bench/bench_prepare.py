@@ -227,7 +227,7 @@ def main() -> dict:
 
     fig, (a1, a2) = common.new_figure(2, width=6)
     labels = [s.label.replace("dra-example-driver", "example").replace(" qps", "\nqps")
-              .replace(", ", "\n") for s in systems]
+              .replace(", ", "\n").replace("-device node", " dev") for s in systems]
     for i, op in enumerate(("prepare", "unprepare")):
         a1.boxplot([[v * 1e3 for v in singles[s.label][op]] for s in systems],
                    positions=[j * 3 + i for j in range(len(systems))], widths=0.8,
