@@ -42,7 +42,14 @@ from mock_accel.proto import (
 )
 from .slices import is_dns_label, is_dns_subdomain
 from .state import Checkpoint, PreparedClaim, PreparedDevice, holders, reconcile
-from .sysfs import STATUS_ALLOCATED, Inventory, SysfsNode, open_node
+from mock_accel.sysfs import (
+    NAME_PATTERN,
+    STATUS_ALLOCATED,
+    DeviceError,
+    Inventory,
+    SysfsNode,
+    open_node,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +58,9 @@ __all__ = ['log', 'PLUGIN_TYPE', 'DRA_V1', 'DRA_V1BETA1', 'HEALTH_V1', 'HEALTH_V
            'UNIX_PATH_MAX', 'HEALTH_TIMEOUT_SECONDS', 'HEALTH_HEARTBEAT_SECONDS', 'CLAIMS_PATH', 'MAX_UID_LENGTH',
            'CRASH_POINT_ENV', 'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig',
            'ApiReader', 'ClaimError', 'ClaimRef', 'check_claim_ref', 'ClaimResult', 'node_selected', 'our_results',
-           'PluginMetrics', 'DeviceHealthState', 'HealthWatcher', 'DriverPlugin', 'crash_point', 'RegistrationServicer',
-           'DraServicer', 'DraV1Servicer', 'DraV1beta1Servicer', 'health_message', 'HealthServicer', 'HealthV1Servicer',
-           'HealthV1alpha1Servicer', 'remove_stale_socket']
+           'PluginMetrics', 'DeviceHealthState', 'HealthWatcher', 'DriverPlugin', 'crash_point', 'read_claimed_devices',
+           'RegistrationServicer', 'DraServicer', 'DraV1Servicer', 'DraV1beta1Servicer', 'health_message',
+           'HealthServicer', 'HealthV1Servicer', 'HealthV1alpha1Servicer', 'remove_stale_socket']
 
 # %% ../nbs/11_plugin.ipynb #e764a7a7
 PLUGIN_TYPE = "DRAPlugin"
@@ -427,6 +434,21 @@ def crash_point(point: str) -> None:
         os._exit(CRASH_EXIT_CODE)
 
 # %% ../nbs/11_plugin.ipynb #b4eb0808
+def read_claimed_devices(node: SysfsNode, names: Iterable[str]) -> Inventory:
+    """Only the devices a claim names, read fresh: a prepare costs what the claim holds, not
+    what the node has. A device that is not there is left out; one that reads badly is listed
+    with its problem."""
+    inventory = Inventory()
+    for name in names:
+        if not NAME_PATTERN.fullmatch(name) or not (node.class_dir / name).is_dir():
+            continue
+        try:
+            inventory.devices[name] = node.read_device(name)
+        except DeviceError as err:
+            inventory.problems.append(err.problem)
+    return inventory
+
+
 def _check_devices(self: DriverPlugin, ref: ClaimRef, results: list[dict],
                    inventory: Inventory) -> None:
     held = holders(self._claims) | self._reserved
@@ -434,7 +456,10 @@ def _check_devices(self: DriverPlugin, ref: ClaimRef, results: list[dict],
     for name in dict.fromkeys(r["device"] for r in results):
         device = inventory.devices.get(name)
         holder = held.get(name)
-        if device is None:
+        unreadable = [p for p in inventory.problems if p.device == name]
+        if unreadable:
+            problems.append(("device_error", f"device {name} cannot be read: {unreadable[0]}"))
+        elif device is None:
             problems.append(("device_missing", f"device {name} does not exist on this node"))
         elif not device.healthy:
             problems.append(("device_unhealthy", f"device {name} is unhealthy ({device.health})"))
@@ -466,8 +491,8 @@ def _prepare_claim(self: DriverPlugin, ref: ClaimRef) -> list[PreparedDevice]:
         raise ClaimError("uid_mismatch", f"claim {ref.namespace}/{ref.name} has UID {uid}, "
                          f"not {ref.uid} (deleted and re-created?)")
     results = our_results(claim, self.config.driver, self.config.node_name)
-    inventory = self.node.discover()
     names = list(dict.fromkeys(r["device"] for r in results))
+    inventory = read_claimed_devices(self.node, names)
     with self._state_lock:
         _check_devices(self, ref, results, inventory)
         for name in names:
