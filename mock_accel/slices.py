@@ -22,7 +22,8 @@ __all__ = ['log', 'RESOURCE_API_VERSION', 'RESOURCE_SLICES_PATH', 'DEFAULT_DRIVE
            'MAX_ATTRIBUTE_STRING', 'MAX_DRIVER_NAME', 'MAX_OBJECT_NAME', 'MAX_LABEL_VALUE', 'TAINT_EFFECTS',
            'STANDARD_PREFIX', 'COUNTER', 'LABEL_DRIVER', 'LABEL_NODE', 'GENERATION_PLACEHOLDER', 'is_dns_label',
            'is_dns_subdomain', 'quantity', 'parse_quantity', 'slice_name', 'label_value', 'device_attributes',
-           'unhealthy_taint', 'device_entry', 'published_devices', 'counter_sets', 'build_slices', 'with_generation']
+           'unhealthy_taint', 'device_entry', 'published_devices', 'split_pfs', 'counter_sets', 'build_slices',
+           'with_generation']
 
 # %% ../nbs/06_slices.ipynb #ce3ddf1c
 RESOURCE_API_VERSION = "resource.k8s.io/v1"
@@ -169,10 +170,17 @@ def published_devices(devices: Iterable[Device], partitionable: bool = True) -> 
     return chosen
 
 
+def split_pfs(devices: Iterable[Device]) -> set[str]:
+    """The PFs whose VFs are among `devices`: the ones that need a counter set."""
+    return {d.physfn for d in devices if not d.is_pf}
+
+
 def counter_sets(devices: Iterable[Device]) -> list[dict]:
-    """One counter set per PF: `memory`, the PF's whole memory."""
+    """One counter set per PF with VFs: `memory`, the PF's whole memory."""
+    devices = list(devices)
+    split = split_pfs(devices)
     return [{"name": d.name, "counters": {COUNTER: {"value": quantity(d.memory_size)}}}
-            for d in devices if d.is_pf]
+            for d in devices if d.is_pf and d.name in split]
 
 # %% ../nbs/06_slices.ipynb #8b0c914b
 def _chunks(items: list, size: int) -> list[list]:
@@ -191,9 +199,10 @@ def build_slices(node_name: str, inventory_or_devices: Inventory | Iterable[Devi
     if not is_dns_subdomain(node_name):
         raise ValueError(f"node name {node_name!r} is not a DNS subdomain")
     devices = published_devices(inventory_or_devices, partitionable)
-    entries = [device_entry(d, driver, counters=partitionable, unhealthy_effect=unhealthy_effect)
-               for d in devices]
-    advanced = partitionable or any("taints" in e for e in entries)
+    split = split_pfs(devices) if partitionable else set()
+    entries = [device_entry(d, driver, counters=d.pf_name in split,
+                            unhealthy_effect=unhealthy_effect) for d in devices]
+    advanced = any("taints" in e or "consumesCounters" in e for e in entries)
     per_slice = MAX_DEVICES_PER_SLICE_ADVANCED if advanced else MAX_DEVICES_PER_SLICE
     contents = [{"sharedCounters": sets} for sets in
                 _chunks(counter_sets(devices) if partitionable else [],

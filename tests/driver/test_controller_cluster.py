@@ -131,6 +131,7 @@ def wait_until(predicate, timeout: float, what: str) -> float:
 
 def test_publish_accepted_then_no_write_when_unchanged(publish, api):
     node = publish()
+    node.sim.set_numvfs("mock1", 2)  # mock1's counter set makes the pool two slices
     first = node.controller.reconcile()
     assert (first.created, first.updated, first.deleted, first.generation) == (2, 0, 0, 1)
 
@@ -142,8 +143,7 @@ def test_publish_accepted_then_no_write_when_unchanged(publish, api):
             "name": node.name, "generation": 1, "resourceSliceCount": 2}
         owner = s["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["name"]) == ("Node", node.name)
-    assert [c["name"] for c in slices[0]["spec"]["sharedCounters"]] == [
-        "mock0", "mock1", "mock2", "mock3"]
+    assert [c["name"] for c in slices[0]["spec"]["sharedCounters"]] == ["mock1"]
     mock1 = node.devices()["mock1"]
     assert mock1["attributes"]["deviceType"] == {"string": "pf"}
     assert mock1["attributes"]["resource.kubernetes.io/pcieRoot"] == {"string": "pciacc1:00"}
@@ -159,14 +159,17 @@ def test_publish_accepted_then_no_write_when_unchanged(publish, api):
 def test_generation_bumps_and_stale_slices_are_deleted(publish):
     node = publish(SimConfig(num_devices=70, total_vfs=4))
     first = node.controller.reconcile()
-    assert first.created == 11  # 9 counter slices (8 sets each) + 2 device slices (64 + 6)
-    assert {s["spec"]["pool"]["resourceSliceCount"] for s in node.slices()} == {11}
+    assert first.created == 1  # 70 PFs without VFs: no counters, one slice (up to 128)
+    assert {s["spec"]["pool"]["resourceSliceCount"] for s in node.slices()} == {1}
 
     node.sim.set_numvfs("mock3", 4)
     node.sim.inject_fault("mock3-vf1")
     second = node.controller.reconcile()
-    assert second.generation == 2 and second.updated == 11 and second.writes == 11
+    # mock3's counter set takes slice 0; 74 devices, some consuming counters: 64 + 10
+    assert second.generation == 2 and (second.created, second.updated) == (2, 1), second
+    assert second.writes == 3
     assert {s["spec"]["pool"]["generation"] for s in node.slices()} == {2}
+    assert {s["spec"]["pool"]["resourceSliceCount"] for s in node.slices()} == {3}
     vf = node.devices()["mock3-vf1"]
     assert vf["consumesCounters"] == [{"counterSet": "mock3",
                                        "counters": {"memory": {"value": "4Gi"}}}]
@@ -176,10 +179,10 @@ def test_generation_bumps_and_stale_slices_are_deleted(publish):
     for pf_id in range(60, 70):  # devices gone: fewer slices, the extra ones are deleted
         node.sim.del_device(pf_id)
     third = node.controller.reconcile()
-    # 60 PFs + 4 VFs: 8 counter slices and one device slice of exactly 64
-    assert third.generation == 3 and third.deleted == 2, third
+    # 60 PFs + 4 VFs: the counter slice and one device slice of exactly 64
+    assert third.generation == 3 and third.deleted == 1, third
     slices = node.slices()
-    assert len(slices) == 9 and {s["spec"]["pool"]["resourceSliceCount"] for s in slices} == {9}
+    assert len(slices) == 2 and {s["spec"]["pool"]["resourceSliceCount"] for s in slices} == {2}
     assert node.controller.reconcile().writes == 0
 
 
@@ -189,7 +192,7 @@ def test_run_reacts_within_a_second(publish):
     worker = threading.Thread(target=node.controller.run, args=(stop,), daemon=True)
     worker.start()
     try:
-        wait_until(lambda: len(node.slices()) == 2, 10, "the first publication")
+        wait_until(lambda: len(node.slices()) == 1, 10, "the first publication")
         node.sim.set_numvfs("mock0", 2)
         took_vfs = wait_until(lambda: "mock0-vf1" in node.devices(), 5, "the VFs to appear")
         node.sim.inject_fault("mock2")
@@ -210,21 +213,21 @@ def test_stale_slices_of_deleted_nodes_are_removed(cluster, publish):
     # a node that goes away: its slices are owned by it, and the sweep finds what is left
     doomed = publish(admin=True)
     doomed.controller.reconcile()
-    assert len(doomed.slices()) == 2
+    assert len(doomed.slices()) == 1
     # slices written for a node that never existed have no owner: only the sweep removes them
     ghost = publish(admin=True, node=f"{doomed.name}-ghost")
     ghost.controller.reconcile()
-    assert len(ghost.slices()) == 2
+    assert len(ghost.slices()) == 1
     assert "ownerReferences" not in ghost.slices()[0]["metadata"]
     keeper = publish()
     keeper.controller.reconcile()
 
     cluster.delete_node(doomed.name)
     swept = ghost.controller.delete_stale_nodes()
-    assert swept >= 2  # the ghost's two, and the doomed node's unless the GC was faster
+    assert swept >= 1  # the ghost's slice, and the doomed node's unless the GC was faster
     wait_until(lambda: not doomed.slices() and not ghost.slices(), 30,
                "slices of deleted nodes to go")
-    assert len(keeper.slices()) == 2
+    assert len(keeper.slices()) == 1
 
 
 def test_scheduler_allocates_a_published_pf(publish, api, namespace, cluster_objects):
