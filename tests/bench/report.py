@@ -180,6 +180,14 @@ SECTIONS = {"slices": section_slices, "prepare": section_prepare, "scale": secti
             "kernel": section_kernel}
 
 
+def commits(results: dict[str, dict]) -> str:
+    """`commit X`, or each benchmark's commit when they were run at different commits."""
+    by_name = {name: r.get("machine", {}).get("commit", "?") for name, r in results.items()}
+    if len(set(by_name.values())) == 1:
+        return f"commit {next(iter(by_name.values()))}"
+    return "commits " + ", ".join(f"{name} {commit}" for name, commit in by_name.items())
+
+
 def render(results: dict[str, dict]) -> str:
     first = next(iter(results.values()))
     m = first.get("machine", {})
@@ -189,7 +197,7 @@ def render(results: dict[str, dict]) -> str:
              f"{dates[0][11:19]} – {dates[-1][11:19]} UTC); "
              f"machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
              f"{m.get('memory_gib', '?')} GiB, kernel {m.get('kernel', '?')}, "
-             f"commit {m.get('commit', '?')}. Ratios come from systems measured side by side in "
+             f"{commits(results)}. Ratios come from systems measured side by side in "
              "one run on one shared machine; absolute numbers move with its load.", ""]
     loads = ", ".join(f"{name} {r['machine']['load_1m']}" for name, r in results.items()
                       if "load_1m" in r.get("machine", {}))
