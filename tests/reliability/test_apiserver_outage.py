@@ -5,8 +5,10 @@ within 5 s. The node agent answers a prepare during the outage with a per-claim 
 prepares the claim once the API server is back; the scheduler (restarted by the harness) then
 allocates a VF that was enabled during the outage.
 
-The controller's backoff cap is MAX_BACKOFF (3 s): with the default cap (30 s) a retry may be
-due up to 30 s after the API server returns (see README.md)."""
+The in-process controller's backoff cap is MAX_BACKOFF (3 s). A `mock-accel controller` process
+with its defaults (cap 30 s) runs through the same outage on a second node: it must survive,
+retry a bounded number of times, converge within its cap, and exit cleanly on SIGTERM; its lag
+is printed (see README.md)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +16,9 @@ import logging
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from mock_accel.controller import comparable
+from mock_accel.controller import SliceController, comparable
 from mock_accel.demo import Demo, DemoClaim, prepare_over_grpc
 from mock_accel.kube import KubeClient
-from mock_accel.sim import SimConfig
+from mock_accel.sim import SimConfig, SimNode
 from mock_accel.slices import RESOURCE_SLICES_PATH
 
 pytestmark = pytest.mark.cluster
@@ -50,6 +55,50 @@ class Failures(logging.Handler):
             self.retries.append(int(found[1]))
 
 
+class CliController:
+    """`mock-accel controller` as a process, default settings, on its own simulated node."""
+
+    def __init__(self, workdir: Path, node_name: str, kubeconfig: Path, client: KubeClient):
+        self.node_name = node_name
+        self.sim = SimNode.create(workdir / "cli-root", SimConfig(num_devices=2, numa_nodes=1,
+                                                                   total_vfs=2))
+        self.model = SliceController(client, node_name, self.sim)   # for desired() only
+        self.log = workdir / "cli-controller.log"
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mock_accel.cli", "controller", "--node-name", node_name,
+                 "--kubeconfig", str(kubeconfig), "--sysfs-root", str(self.sim.root), "-v", "3"],
+                stdout=out, stderr=out)
+
+    def failed_reconciles(self) -> int:
+        return self.log.read_text().count("reconcile failed")
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+                return None
+        return self.process.returncode
+
+
+def converged(client: KubeClient, node_name: str, desired, deadline: float) -> float | None:
+    """The monotonic time at which the node's slices first match `desired()`, or None."""
+    selector = f"spec.nodeName={node_name}"
+    while time.monotonic() < deadline:
+        try:
+            if specs(client.list(RESOURCE_SLICES_PATH, field_selector=selector)) == \
+                    specs(desired()):
+                return time.monotonic()
+        except Exception:  # noqa: BLE001 - the server is coming back
+            pass
+        time.sleep(0.1)
+    return None
+
+
 def specs(slices: list[dict]) -> dict[str, str]:
     """Slice name -> what we manage in its spec (generation and owner left out)."""
     return {s["metadata"]["name"]: json.dumps(json.loads(comparable(s))["spec"], sort_keys=True)
@@ -61,6 +110,8 @@ def test_apiserver_outage(cluster, progress):
     client = KubeClient.from_kubeconfig(cluster.kubeconfig)
     label = {"mock-accel.example.com/reliability": "outage"}
     (node_name,) = cluster.create_nodes(1, prefix="rel-outage", labels=label)
+    (cli_node,) = cluster.create_nodes(1, prefix="rel-outage-cli")
+    cli = CliController(workdir, cli_node, Path(cluster.kubeconfig), client)
     demo = Demo(client, [node_name], workdir, namespace=f"rel-{uuid.uuid4().hex[:8]}",
                 scenario=CLAIMS, topology=TOPOLOGY, node_selector=label, timeout=60)
     failures = Failures()
@@ -76,16 +127,21 @@ def test_apiserver_outage(cluster, progress):
         claim = demo._claim("before")
         held = demo.outcomes["before"].devices[0]
         failing, with_vfs = sorted(set(node.sim.names()) - {held})
+        assert converged(client, cli_node, cli.model.desired, time.monotonic() + 30), \
+            f"mock-accel controller did not publish:\n{cli.log.read_text()[-2000:]}"
 
         cluster.stop_apiserver(grace=3)
         down = time.monotonic()
         requests_before = sum(client.counts.values())
         answer = prepare_over_grpc(node.dra_socket, [claim])[claim["metadata"]["uid"]]
         assert "cannot reach the API server" in answer.error, answer
-        node.sim.inject_fault(failing)
-        node.sim.set_numvfs(with_vfs, 2)
+        for sim, bad, vfs in ((node.sim, failing, with_vfs), (cli.sim, "mock0", "mock1")):
+            sim.inject_fault(bad)
+            sim.set_numvfs(vfs, 2)
         while (waited := time.monotonic() - down) < OUTAGE_SECONDS:
             assert node.thread.is_alive(), "the slice controller thread died"
+            assert cli.process.poll() is None, f"mock-accel controller exited:\n" \
+                f"{cli.log.read_text()[-2000:]}"
             show.tick(int(waited), f"({len(failures.retries)} failed reconciles)")
             time.sleep(min(1.0, OUTAGE_SECONDS - waited))
         retries = len(failures.retries)
@@ -94,39 +150,40 @@ def test_apiserver_outage(cluster, progress):
         # cap 3 s: delays of 0.25-0.5, 0.5-1, 1-2, then 1.5-3 s → at most ~22 tries in 30 s
         bound = 4 + OUTAGE_SECONDS / (MAX_BACKOFF / 2)
         assert 3 <= retries <= bound, f"{retries} retries in {OUTAGE_SECONDS:.0f} s"
+        cli_retries = cli.failed_reconciles()   # cap 30 s: 0.25-0.5, 0.5-1, ... 8-16, 15-30 s
+        assert 3 <= cli_retries <= 9, f"mock-accel controller: {cli_retries} retries"
 
-        converged: dict[str, float] = {}
+        at: dict[str, float | None] = {}
         watcher = KubeClient.from_kubeconfig(cluster.kubeconfig, timeout=2)
-        stop = threading.Event()
-
-        def watch() -> None:
-            selector = f"spec.nodeName={node_name}"
-            while not stop.is_set():
-                try:
-                    have = specs(watcher.list(RESOURCE_SLICES_PATH, field_selector=selector))
-                    if have == specs(node.controller.desired()):
-                        converged["at"] = time.monotonic()
-                        return
-                except Exception:  # noqa: BLE001 - the server is coming back
-                    pass
-                time.sleep(0.1)
-
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
         back = time.monotonic()
+
+        def watch(key: str, name: str, desired, limit: float) -> None:
+            at[key] = converged(watcher, name, desired, back + limit)
+
+        watchers = [threading.Thread(target=watch, args=args, daemon=True) for args in (
+            ("ours", node_name, node.controller.desired, CONVERGE_SECONDS + 30),
+            ("cli", cli_node, cli.model.desired, 30 + CONVERGE_SECONDS + 30))]
+        for thread in watchers:
+            thread.start()
         ready = cluster.start_apiserver()
         ready_at = back + ready
-        thread.join(timeout=CONVERGE_SECONDS + 30)
-        stop.set()
+        for thread in watchers:
+            thread.join()
         outage = ready_at - down
-        assert "at" in converged, "the slices never matched the node after the outage"
-        lag = converged["at"] - ready_at
+        assert at["ours"], "the slices never matched the node after the outage"
+        lag = at["ours"] - ready_at
         show.say(f"outage {outage:.1f} s (API server ready {ready:.1f} s after its restart); "
                  f"{retries} failed reconciles, {requests} requests while down (retry "
                  f"numbers {failures.retries}); slices matched the node {lag:.2f} s after "
-                 f"/readyz ({converged['at'] - back:.2f} s after the restart began)")
+                 f"/readyz ({at['ours'] - back:.2f} s after the restart began)")
+        cli_lag = at["cli"] - ready_at if at["cli"] else None
+        show.say(f"mock-accel controller (default backoff cap 30 s): {cli_retries} failed "
+                 f"reconciles, slices matched its node "
+                 + (f"{cli_lag:.1f} s after /readyz" if cli_lag is not None else "never"))
         assert lag <= CONVERGE_SECONDS, f"converged {lag:.1f} s after the API server returned"
         assert node.thread.is_alive() and node.controller.last_error is None
+        assert cli_lag is not None and cli_lag <= 30 + CONVERGE_SECONDS, cli_lag
+        assert cli.process.poll() is None and cli.stop() == 0, cli.log.read_text()[-2000:]
 
         answer = prepare_over_grpc(node.dra_socket, [claim])[claim["metadata"]["uid"]]
         assert not answer.error and [d.device_name for d in answer.devices] == [held]
@@ -145,6 +202,10 @@ def test_apiserver_outage(cluster, progress):
         demo.teardown()
         client.delete(f"/api/v1/namespaces/{demo.namespace}")
         cluster.delete_node(node_name)
+        cli.stop()
+        for item in client.list(RESOURCE_SLICES_PATH, field_selector=f"spec.nodeName={cli_node}"):
+            client.delete(f"{RESOURCE_SLICES_PATH}/{item['metadata']['name']}")
+        cluster.delete_node(cli_node)
         shutil.rmtree(workdir, ignore_errors=True)
     stopped = time.monotonic()
     node.thread.join(timeout=10)   # teardown stopped it: a clean exit, not a crash
