@@ -7,10 +7,11 @@ plugin again.
 Kill points: the plugin's three crash points (`MOCK_ACCEL_CRASH_POINT`, exit code 86) and SIGKILL
 after a random delay into a prepare/unprepare call (the delay is drawn up to 1.5× the calls'
 median duration, so some kills land between calls; in about a third of the SIGKILL iterations
-two calls for different claims are in flight). Claims are allocated once by the real
-scheduler and reused. The calls go through the kubelet emulator (registration, then the DRA
-service); a claim whose call died is retried (prepare or unprepare) after the restart, as the
-kubelet does. Replay: MOCK_ACCEL_RELIABILITY_SEED=<seed printed at the start>."""
+two calls for different claims are in flight), and, before 15 % of the restarts, SIGKILL late in
+the start-up, where the agent reconciles what the previous kill left. Claims are allocated once
+by the real scheduler and reused. The calls go through the kubelet emulator (registration, then
+the DRA service); a claim whose call died is retried (prepare or unprepare) after the restart,
+as the kubelet does. Replay: MOCK_ACCEL_RELIABILITY_SEED=<seed printed at the start>."""
 from __future__ import annotations
 
 import os
@@ -192,6 +193,30 @@ def concurrent_calls(bed: Bed, plugin: RegisteredPlugin, calls) -> list[tuple[st
     return results
 
 
+def kill_starting(agent: Agent, delay: float) -> bool:
+    """Start the agent and SIGKILL it `delay` s after its process began (start-up reconciliation
+    is near the end of the start-up); True if it died before it served."""
+    before = agent.process
+
+    def kill() -> None:
+        while agent.process is before:
+            time.sleep(0.002)
+        time.sleep(delay)
+        if agent.process.poll() is None:
+            agent.process.send_signal(signal.SIGKILL)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        agent.start()
+        served = True
+    except AssertionError:   # "node agent did not start": it died first
+        served = False
+    killer.join()
+    assert agent.process.wait(10) == -signal.SIGKILL
+    return not served
+
+
 def kill_later(process, delay: float) -> threading.Timer:
     timer = threading.Timer(delay, lambda: process.poll() is None and
                             process.send_signal(signal.SIGKILL))
@@ -215,6 +240,10 @@ def kill_loop(bed: Bed, seed: int, progress) -> None:
     show = progress("node-agent kills", ITERATIONS)
     for iteration in range(1, ITERATIONS + 1):
         mode = rng.choice(MODES)
+        if iteration > 1 and rng.random() < 0.15:   # killed again while recovering
+            late = rng.uniform(0.6, 1.2) * statistics.median(restarts)
+            outcomes["killed during start-up" if kill_starting(agent, late) else
+                     "killed just after start-up"] += 1
         started = time.monotonic()
         agent.start(crash_point=None if mode == "sigkill" else mode)
         restarts.append(time.monotonic() - started)
