@@ -4,7 +4,8 @@ test_kernel_fuzz_vm.py; plain Python, no pytest, so it starts fast under TCG):
 1. random operations across all devices (≥ 10k by default): writes of random and near-valid
    values to every attribute and to new_device/del_device, reads of every attribute, ioctls with
    random command numbers, argument sizes and bad (kernel and unmapped) pointers, reads of the
-   /dev nodes — while two reader threads read every attribute, /dev node and INFO ioctl;
+   /dev nodes — while two reader processes read every attribute, /dev node and INFO ioctl
+   (every value read must parse as discovery parses it);
 2. add/remove and VF toggling under that load: PFs created and removed, VFs enabled and
    disabled, a VF held open while its PF toggles (EBUSY), a PF removed while its /dev node is
    open (then ENODEV, and freed on close);
@@ -30,6 +31,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from mock_accel.sysfs import ATTRIBUTES as PARSERS
 from mock_accel.uapi import IOC_INFO, IOC_PASSPHRASE, IOC_STATUS, InfoArg, PassphraseArg
 
 CLASS = Path("/sys/class/mock-accel")
@@ -45,6 +47,19 @@ ALLOWED = {errno.EINVAL, errno.EBUSY, errno.ENOENT, errno.ENODEV, errno.EIO, err
            errno.ERANGE, errno.EACCES, errno.EPERM, errno.ENOTTY, errno.EFAULT, errno.ENXIO}
 BAD_POINTERS = [0, 1, 4095, 0xFFFF888000000000, 0xFFFFFFFFFF600000, 2**64 - 1,
                 0x0000_7FFF_FFFF_F000]
+
+
+def malformed(attribute: str, value: bytes) -> str | None:
+    """Why a value read from sysfs breaks the ABI's format (what discovery parses), or None."""
+    if attribute not in PARSERS:
+        return None
+    if not value.endswith(b"\n"):
+        return f"{value!r} does not end in a newline"
+    try:
+        PARSERS[attribute][0](value[:-1].decode())
+    except (ValueError, UnicodeDecodeError) as err:
+        return f"{value!r}: {err}"
+    return None
 
 
 class Fuzz:
@@ -131,7 +146,10 @@ class Fuzz:
                 self.check_status(name, data)
         elif kind == "read":
             attribute = rng.choice(ATTRIBUTES)
-            self.read(CLASS / name / attribute, f"{name}/{attribute}")
+            value = self.read(CLASS / name / attribute, f"{name}/{attribute}")
+            problem = None if value is None else malformed(attribute, value)
+            if problem:
+                self.unexpected.append(f"{name}/{attribute}: {problem}")
         elif kind == "ioctl":
             self.ioctl(name)
         else:
@@ -230,8 +248,11 @@ class Fuzz:
                         continue
                     try:
                         with open(CLASS / name / attribute, "rb", buffering=0) as handle:
-                            handle.read()
+                            value = handle.read()
                         reads["attribute"] += 1
+                        problem = malformed(attribute, value)
+                        if problem:
+                            unexpected.append(f"reader {index}: {name}/{attribute}: {problem}")
                     except OSError as err:
                         if err.errno not in ALLOWED:
                             unexpected.append(f"reader {index}: {name}/{attribute}: {err}")
