@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     controller = commands.add_parser("controller", help="publish this node's ResourceSlices")
     common(controller)
     controller.add_argument("--rescan-interval", default="30s")
+    controller.add_argument("--max-backoff", default="3s",
+                            help="longest wait between retries after an API error; also the "
+                                 "longest lag after an API server outage")
     controller.add_argument("--no-partitionable", action="store_true",
                             help="no sharedCounters (clusters older than 1.36)")
     controller.add_argument("--unhealthy-effect", default="NoSchedule",
@@ -141,6 +144,7 @@ def run_controller(args: argparse.Namespace) -> int:
         _client(args), _node_name(args), open_node(args.sysfs_root), driver=args.driver_name,
         partitionable=not args.no_partitionable, unhealthy_effect=args.unhealthy_effect,
         rescan_interval=parse_duration(args.rescan_interval),
+        max_backoff=parse_duration(args.max_backoff),
         cleanup_stale_nodes=args.cleanup_stale_nodes)
     logging.getLogger(__name__).info("controller starting", extra={
         "node": controller.node_name, "driver": args.driver_name})

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 NODES_PATH = "/api/v1/nodes"
 
 # %% auto #0
-__all__ = ['log', 'NODES_PATH', 'parse_duration', 'comparable', 'ReconcileResult', 'backoff_delay', 'SliceController']
+__all__ = ['log', 'NODES_PATH', 'DEFAULT_MAX_BACKOFF', 'parse_duration', 'comparable', 'ReconcileResult', 'backoff_delay',
+           'SliceController']
 
 # %% ../nbs/07_controller.ipynb #1baaa6c0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -105,7 +106,10 @@ def _generation(resource_slice: dict) -> int:
     return int(((resource_slice.get("spec") or {}).get("pool") or {}).get("generation") or 0)
 
 
-def backoff_delay(failures: int, base: float = 0.5, cap: float = 30.0) -> float:
+DEFAULT_MAX_BACKOFF = 3.0
+
+
+def backoff_delay(failures: int, base: float = 0.5, cap: float = DEFAULT_MAX_BACKOFF) -> float:
     """Exponential backoff with jitter: about base·2^(n-1), at most `cap`, at least half of it."""
     ceiling = min(cap, base * 2 ** min(max(failures - 1, 0), 30))
     return random.uniform(ceiling / 2, ceiling)
@@ -119,7 +123,7 @@ class SliceController:
     def __init__(self, client: KubeClient, node_name: str, sysfs: SysfsNode, *,
                  driver: str = DEFAULT_DRIVER, partitionable: bool = True,
                  unhealthy_effect: str = "NoSchedule", rescan_interval: float = 30.0,
-                 poll_interval: float = 0.5, max_backoff: float = 30.0,
+                 poll_interval: float = 0.5, max_backoff: float = DEFAULT_MAX_BACKOFF,
                  cleanup_stale_nodes: bool = False):
         self.client, self.node_name, self.sysfs = client, node_name, sysfs
         self.driver, self.partitionable, self.unhealthy_effect = \

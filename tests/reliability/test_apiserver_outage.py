@@ -5,10 +5,9 @@ within 5 s. The node agent answers a prepare during the outage with a per-claim 
 prepares the claim once the API server is back; the scheduler (restarted by the harness) then
 allocates a VF that was enabled during the outage.
 
-The in-process controller's backoff cap is MAX_BACKOFF (3 s). A `mock-accel controller` process
-with its defaults (cap 30 s) runs through the same outage on a second node: it must survive,
-retry a bounded number of times, converge within its cap, and exit cleanly on SIGTERM; its lag
-is printed (see README.md)."""
+The in-process controller's backoff cap is MAX_BACKOFF (3 s, the default). A `mock-accel
+controller` process with its defaults runs through the same outage on a second node: it must
+survive, retry a bounded number of times, converge within 5 s too, and exit cleanly on SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -150,8 +149,8 @@ def test_apiserver_outage(cluster, progress):
         # cap 3 s: delays of 0.25-0.5, 0.5-1, 1-2, then 1.5-3 s → at most ~22 tries in 30 s
         bound = 4 + OUTAGE_SECONDS / (MAX_BACKOFF / 2)
         assert 3 <= retries <= bound, f"{retries} retries in {OUTAGE_SECONDS:.0f} s"
-        cli_retries = cli.failed_reconciles()   # cap 30 s: 0.25-0.5, 0.5-1, ... 8-16, 15-30 s
-        assert 3 <= cli_retries <= 9, f"mock-accel controller: {cli_retries} retries"
+        cli_retries = cli.failed_reconciles()   # its default cap is the same 3 s
+        assert 3 <= cli_retries <= bound, f"mock-accel controller: {cli_retries} retries"
 
         at: dict[str, float | None] = {}
         watcher = KubeClient.from_kubeconfig(cluster.kubeconfig, timeout=2)
@@ -177,12 +176,13 @@ def test_apiserver_outage(cluster, progress):
                  f"numbers {failures.retries}); slices matched the node {lag:.2f} s after "
                  f"/readyz ({at['ours'] - back:.2f} s after the restart began)")
         cli_lag = at["cli"] - ready_at if at["cli"] else None
-        show.say(f"mock-accel controller (default backoff cap 30 s): {cli_retries} failed "
+        show.say(f"mock-accel controller (default backoff cap): {cli_retries} failed "
                  f"reconciles, slices matched its node "
                  + (f"{cli_lag:.1f} s after /readyz" if cli_lag is not None else "never"))
         assert lag <= CONVERGE_SECONDS, f"converged {lag:.1f} s after the API server returned"
         assert node.thread.is_alive() and node.controller.last_error is None
-        assert cli_lag is not None and cli_lag <= 30 + CONVERGE_SECONDS, cli_lag
+        assert cli_lag is not None and cli_lag <= CONVERGE_SECONDS, \
+            f"mock-accel controller converged {cli_lag} s after the API server returned"
         assert cli.process.poll() is None and cli.stop() == 0, cli.log.read_text()[-2000:]
 
         answer = prepare_over_grpc(node.dra_socket, [claim])[claim["metadata"]["uid"]]
