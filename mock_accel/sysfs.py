@@ -66,6 +66,8 @@ def _unsigned(value: str) -> int:
     number = _decimal(value)
     if number < 0:
         raise ValueError("negative")
+    if number >= 2**63:  # would not fit the int64 of a slice attribute or capacity
+        raise ValueError("larger than a signed 64-bit integer")
     return number
 
 
