@@ -32,13 +32,15 @@ from tests.bench import common, peers
 from tests.cluster import Cluster
 
 EXAMPLE_DRIVER = "gpu.example.com"
+VF_MODE = "sharedCounters, 4 PFs x 3 VFs"
 SEED_RESCAN_S = 30.0
 
 
 def start_ours(cluster: Cluster, node: str, work: Path, devices: int, *extra: str,
-               partitionable: bool = True) -> tuple[common.Proc, SimNode]:
-    sim = SimNode.create(work / f"sys-{node}", SimConfig(num_devices=devices, total_vfs=0,
-                                                          numa_nodes=2))
+               partitionable: bool = True,
+               config: SimConfig | None = None) -> tuple[common.Proc, SimNode]:
+    sim = SimNode.create(work / f"sys-{node}", config or SimConfig(
+        num_devices=devices, total_vfs=0, numa_nodes=2))
     argv = common.mock_accel_argv("controller", "--node-name", node, "--sysfs-root",
                                   str(sim.root), "--kubeconfig",
                                   str(cluster.nodes[node].kubeconfig), "-v", "1", *extra)
@@ -97,8 +99,8 @@ def main() -> dict:
     with Cluster(artifacts=common.artifacts_dir() / "cluster") as cluster:
         watch = common.SliceWatch(cluster.api)
         try:
-            nodes = cluster.create_nodes(6, prefix="bench")
-            ours16, ex16, ours128, ex128, ours16np, ours128np = nodes
+            nodes = cluster.create_nodes(7, prefix="bench")
+            ours16, ex16, ours128, ex128, ours16np, ours128np, ours16vf = nodes
 
             # -- start-up: process start -> all 16 devices visible, both at once
             common.log("start-up: both drivers on a 16-device node each")
@@ -118,9 +120,14 @@ def main() -> dict:
                                                  (ours128np, 128, False)):
                 p, _ = start_ours(cluster, node, work, devices, partitionable=partitionable)
                 procs.append(p)
+            # SR-IOV in use: 4 PFs with 3 VFs each; v1 keeps counter sets in a slice of their own
+            p, _ = start_ours(cluster, ours16vf, work, 16, config=SimConfig(
+                num_devices=4, total_vfs=3, num_vfs=3, numa_nodes=2))
+            procs.append(p)
             procs.append(start_example(cluster, ex128, work, 128))
             for node, driver, n in ((ours128, common.DRIVER, 128), (ours16np, common.DRIVER, 16),
                                     (ours128np, common.DRIVER, 128),
+                                    (ours16vf, common.DRIVER, 16),
                                     (ex128, EXAMPLE_DRIVER, 128)):
                 watch.wait(lambda node=node, driver=driver, n=n:
                            count_devices(watch, driver, node) == n, 90, f"{n} devices on {node}")
@@ -131,6 +138,7 @@ def main() -> dict:
                     ("ours", ours16np, 16, "--no-partitionable"),
                     ("ours", ours128, 128, "sharedCounters (default)"),
                     ("ours", ours128np, 128, "--no-partitionable"),
+                    ("ours", ours16vf, 16, VF_MODE),
                     ("dra-example-driver", ex16, 16, "gpu profile"),
                     ("dra-example-driver", ex128, 128, "gpu profile")):
                 driver = common.DRIVER if system == "ours" else EXAMPLE_DRIVER
@@ -219,6 +227,7 @@ def main() -> dict:
            color=["tab:blue", "tab:orange", "lightgray"], hatch=["", "", "//"])
     a2.set_title(f"idle 16-device node: writes/min ({minutes:.1f} min)")
     short = {"sharedCounters (default)": "counters", "--no-partitionable": "no counters",
+             VF_MODE: "4 PF x 3 VF",
              "gpu profile": "gpu", "one slice and pool per device": "documented"}
     labels = [f"{r['system'].split(' ')[0]} {r['devices']} dev, {short[r['mode']]}"
               for r in layout]

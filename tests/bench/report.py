@@ -68,7 +68,9 @@ def section_slices(r: dict) -> list[str]:
     out.append(md_table(["ResourceSlices per node", "devices", "mode", "slices", "measured"],
                         [[x["system"], x["devices"], x["mode"], x["slices"], x["measured"]]
                          for x in r["layout"]]))
-    out += ["", "Goal: 1 slice for ≤ 128 devices.", ""]
+    out += ["", "Goal: 1 slice for ≤ 128 devices. With VFs enabled the PFs' counter sets must "
+            "travel in a slice of their own (resource.k8s.io/v1 allows devices or "
+            "sharedCounters in one slice, not both), so 2 is the floor there.", ""]
     start = r["startup_s"]
     out.append(md_table(["process start → 16 devices published", "s", "peak RSS MiB"],
                         [[k, v, r["peak_rss_kib"][k] / 1024] for k, v in start.items()]))
@@ -145,8 +147,13 @@ def goals(results: dict[str, dict]) -> list[list]:
                      ours["writes/min"] == 0])
         for x in r["layout"]:
             if x["system"] == "ours":
-                rows.append([f"1 ResourceSlice per node ({x['devices']} devices, {x['mode']})",
-                             str(x["slices"]), x["slices"] == 1])
+                if "VFs" in x["mode"]:  # counters need a slice of their own in v1
+                    rows.append([f"2 ResourceSlices per node, the v1 minimum with counters "
+                                 f"({x['devices']} devices, {x['mode']})",
+                                 str(x["slices"]), x["slices"] == 2])
+                else:
+                    rows.append([f"1 ResourceSlice per node ({x['devices']} devices, "
+                                 f"{x['mode']})", str(x["slices"]), x["slices"] == 1])
     if "prepare" in results:
         r = results["prepare"]
         ours = r["single"][0]
