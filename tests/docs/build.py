@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ E2E_EXECUTED = ROOT / "artifacts" / "e2e-notebooks"
 BENCH_RESULTS = ROOT / "tests" / "bench" / "results"
 SPHINX_CONF = Path(__file__).resolve().parent / "sphinx"
 CELL_TIMEOUT = 900
+KERNEL_STARTS = 3  # attempts to start a notebook's kernel
 SKIP_FLAGS = ("notest", "slow")
 
 
@@ -192,25 +194,39 @@ def _blank_skipped(nb: dict) -> dict[int, str]:
 def execute(src: Path, dst: Path) -> str:
     """Run `src` in its folder (with show_doc cells) and write the executed notebook to `dst`."""
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = with_show_docs(json.loads(src.read_text()))
-    node = nbformat.reads(json.dumps(nb), as_version=4)
-    skipped = _blank_skipped(node)
-    client = NotebookClient(node, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(src.parent)}})
     # show_doc cells last: with postponed annotations, a signature may name a class defined
     # further down the notebook, and nbdev's renderer evaluates the annotations
-    is_doc = [bool(re.search(r"-doc\d+$", cell.get("id", ""))) for cell in node.cells]
-    order = sorted(range(len(node.cells)), key=lambda i: is_doc[i])  # stable: keeps the order
+    is_doc = [bool(re.search(r"-doc\d+$", cell.get("id", ""))) for cell in nb["cells"]]
+    order = sorted(range(len(nb["cells"])), key=lambda i: is_doc[i])  # stable: keeps the order
     started = time.monotonic()
-    try:
-        with client.setup_kernel():
-            for i in order:
-                client.execute_cell(node.cells[i], i)
-    except CellExecutionError as err:
-        raise DocsBuildError(f"{shown(src)} failed:\n{err}") from None
+    for attempt in range(1, KERNEL_STARTS + 1):
+        node = nbformat.reads(json.dumps(nb), as_version=4)
+        skipped = _blank_skipped(node)
+        ran_a_cell = False
+        with tempfile.TemporaryDirectory(prefix="mock-accel-docs-kernel-") as sockets:
+            # unix sockets in a private folder: TCP ports picked by parallel kernel launches
+            # (ours and other test runs) can collide, and the kernel then dies at start
+            km = KernelManager(kernel_name="python3", transport="ipc",
+                               ip=str(Path(sockets) / "kernel"))
+            client = NotebookClient(node, km=km, timeout=CELL_TIMEOUT,
+                                    resources={"metadata": {"path": str(src.parent)}})
+            try:
+                with client.setup_kernel():
+                    for i in order:
+                        ran_a_cell = True
+                        client.execute_cell(node.cells[i], i)
+                break
+            except CellExecutionError as err:
+                raise DocsBuildError(f"{shown(src)} failed:\n{err}") from None
+            except RuntimeError as err:  # the kernel did not come up
+                if ran_a_cell or attempt == KERNEL_STARTS:
+                    raise DocsBuildError(f"{shown(src)}: the kernel failed: {err}") from None
+                log(f"{shown(src)}: the kernel did not start ({err}); trying again")
     for i, source in skipped.items():
         node.cells[i].source = source
     _stage(node, dst)
