@@ -183,3 +183,17 @@ class Api:
             return self.wait_for(check, timeout, what=what or f"{kind} {namespace}/{name}")
         except TimeoutError as e:
             raise TimeoutError(f"{e}; last seen: {json.dumps(holder.get('obj'))[:2000]}") from None
+
+    def wait_pod_bound(self, namespace: str, name: str, timeout: float = 45) -> dict:
+        """The pod once the scheduler has bound it to a node."""
+        return self.wait_get("v1", "Pod", name, namespace, lambda p: p["spec"].get("nodeName"),
+                             timeout=timeout, what=f"the scheduler to bind pod {namespace}/{name}")
+
+    def wait_pod_unschedulable(self, namespace: str, name: str, timeout: float = 45) -> dict:
+        """The pod once the scheduler has reported it Unschedulable."""
+        def unschedulable(pod: dict) -> bool:
+            return any(c["type"] == "PodScheduled" and c["status"] == "False"
+                       and c.get("reason") == "Unschedulable"
+                       for c in pod.get("status", {}).get("conditions", []))
+        return self.wait_get("v1", "Pod", name, namespace, unschedulable, timeout=timeout,
+                             what=f"pod {namespace}/{name} to be reported Unschedulable")

@@ -85,20 +85,6 @@ def driver_for(namespace: str) -> str:
     return f"{namespace}.allocator-test.example.com"
 
 
-def wait_bound(api, namespace: str, name: str, timeout: float = 45) -> dict:
-    return api.wait_get("v1", "Pod", name, namespace, lambda p: p["spec"].get("nodeName"),
-                        timeout=timeout, what=f"the scheduler to bind pod {namespace}/{name}")
-
-
-def wait_unschedulable(api, namespace: str, name: str, timeout: float = 45) -> dict:
-    def unsched(p):
-        return any(c["type"] == "PodScheduled" and c["status"] == "False"
-                   and c.get("reason") == "Unschedulable"
-                   for c in p.get("status", {}).get("conditions", []))
-    return api.wait_get("v1", "Pod", name, namespace, unsched, timeout=timeout,
-                        what=f"pod {namespace}/{name} to be reported Unschedulable")
-
-
 def allocated_devices(api, namespace: str, driver: str) -> dict[str, str]:
     """device -> claim name, over every allocated claim in the namespace."""
     out = {}
@@ -128,7 +114,7 @@ def test_scheduler_allocates_from_handwritten_slice(cluster, api, namespace, clu
     p["spec"]["containers"][0]["resources"]["claims"][0]["request"] = "gpu"
     api.create(p, namespace)
 
-    bound = wait_bound(api, namespace, "user")
+    bound = api.wait_pod_bound(namespace, "user")
     assert bound["spec"]["nodeName"] == node
     c = api.get(RES, "ResourceClaim", "accel", namespace)
     alloc = c["status"]["allocation"]
@@ -197,11 +183,11 @@ def test_shared_counters_pf_and_partitions_are_exclusive(cluster, api, namespace
         api.create(pod(name, claim_name=name), namespace)
 
     make("pf", "pf")
-    wait_bound(api, namespace, "pf")
+    api.wait_pod_bound(namespace, "pf")
     assert check_invariant() == {"gpu-0": "pf"}
 
     make("part-a", "partition")
-    wait_unschedulable(api, namespace, "part-a")
+    api.wait_pod_unschedulable(namespace, "part-a")
     assert check_invariant() == {"gpu-0": "pf"}
 
     # Free the PF: the partition pod becomes schedulable.
@@ -209,15 +195,15 @@ def test_shared_counters_pf_and_partitions_are_exclusive(cluster, api, namespace
     api.delete(RES, "ResourceClaim", "pf", namespace)
     api.wait_for(lambda: api.get_or_none(RES, "ResourceClaim", "pf", namespace) is None,
                  timeout=45, what="claim pf to be deallocated and deleted")
-    wait_bound(api, namespace, "part-a")
+    api.wait_pod_bound(namespace, "part-a")
 
     make("part-b", "partition")
-    wait_bound(api, namespace, "part-b")
+    api.wait_pod_bound(namespace, "part-b")
     devs = check_invariant()
     assert sorted(devs) == ["gpu-0-p0", "gpu-0-p1"], devs
 
     make("pf-again", "pf")
-    wait_unschedulable(api, namespace, "pf-again")
+    api.wait_pod_unschedulable(namespace, "pf-again")
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:   # and it stays that way
         check_invariant()
@@ -249,7 +235,7 @@ def test_resource_claim_template_through_controller_manager(cluster, api, namesp
     assert owner["kind"] == "Pod" and owner["uid"] == created["metadata"]["uid"]
     assert owner.get("controller") is True
 
-    assert wait_bound(api, namespace, "templated")["spec"]["nodeName"] == node
+    assert api.wait_pod_bound(namespace, "templated")["spec"]["nodeName"] == node
     c = api.wait_get(RES, "ResourceClaim", generated, namespace,
                      lambda c: c.get("status", {}).get("reservedFor"))
     (result,) = c["status"]["allocation"]["devices"]["results"]

@@ -103,20 +103,6 @@ def allocation(api, namespace: str, name: str) -> list[dict]:
     return ((c.get("status") or {}).get("allocation") or {}).get("devices", {}).get("results", [])
 
 
-def wait_bound(api, namespace: str, name: str, timeout: float = 45) -> dict:
-    return api.wait_get("v1", "Pod", name, namespace, lambda p: p["spec"].get("nodeName"),
-                        timeout=timeout, what=f"the scheduler to bind pod {namespace}/{name}")
-
-
-def wait_unschedulable(api, namespace: str, name: str, timeout: float = 45) -> dict:
-    def unschedulable(p):
-        return any(c["type"] == "PodScheduled" and c["status"] == "False"
-                   and c.get("reason") == "Unschedulable"
-                   for c in p.get("status", {}).get("conditions", []))
-    return api.wait_get("v1", "Pod", name, namespace, unschedulable, timeout=timeout,
-                        what=f"pod {namespace}/{name} to be reported Unschedulable")
-
-
 def wait_until(predicate, timeout: float, what: str) -> float:
     """Poll quickly; returns the seconds it took."""
     start = time.monotonic()
@@ -237,7 +223,7 @@ def test_scheduler_allocates_a_published_pf(publish, api, namespace, cluster_obj
     cluster_objects(device_class(cls, "pf"))
     api.create(claim("pf", cls), namespace)
     api.create(pod("user", "pf", node.name), namespace)
-    assert wait_bound(api, namespace, "user")["spec"]["nodeName"] == node.name
+    assert api.wait_pod_bound(namespace, "user")["spec"]["nodeName"] == node.name
     (result,) = allocation(api, namespace, "pf")
     print("allocated:", result)
     assert result["driver"] == DEFAULT_DRIVER and result["pool"] == node.name
@@ -253,13 +239,13 @@ def test_pf_not_allocatable_while_its_vf_is(publish, api, namespace, cluster_obj
 
     api.create(claim("vf", f"{namespace}-vf"), namespace)
     api.create(pod("vf-user", "vf", node.name), namespace)
-    wait_bound(api, namespace, "vf-user")
+    api.wait_pod_bound(namespace, "vf-user")
     (vf,) = allocation(api, namespace, "vf")
     assert vf["device"] in {"mock0-vf0", "mock0-vf1"}
 
     api.create(claim("pf", f"{namespace}-pf"), namespace)
     api.create(pod("pf-user", "pf", node.name), namespace)
-    wait_unschedulable(api, namespace, "pf-user")
+    api.wait_pod_unschedulable(namespace, "pf-user")
     assert allocation(api, namespace, "pf") == []
 
     # free the VF: the PF's counter is whole again and the PF is allocated
@@ -267,7 +253,7 @@ def test_pf_not_allocatable_while_its_vf_is(publish, api, namespace, cluster_obj
     api.wait_for(lambda: api.get_or_none("v1", "Pod", "vf-user", namespace) is None, 30,
                  what="the VF user to be gone")
     api.delete(RES, "ResourceClaim", "vf", namespace)
-    wait_bound(api, namespace, "pf-user", timeout=60)
+    api.wait_pod_bound(namespace, "pf-user", timeout=60)
     (pf,) = allocation(api, namespace, "pf")
     assert pf["device"] == "mock0"
 
@@ -286,6 +272,6 @@ def test_fallback_without_counters_is_accepted_and_allocatable(publish, api, nam
     cluster_objects(device_class(f"{namespace}-vf", "vf"))
     api.create(claim("vf", f"{namespace}-vf"), namespace)
     api.create(pod("user", "vf", node.name), namespace)
-    wait_bound(api, namespace, "user")
+    api.wait_pod_bound(namespace, "user")
     (result,) = allocation(api, namespace, "vf")
     assert result["device"].startswith("mock") and "-vf" in result["device"]
