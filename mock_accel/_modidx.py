@@ -418,4 +418,6 @@ d = { 'settings': { 'branch': 'main',
                                  'mock_accel.uapi._ior': ('uapi.html#_ior', 'mock_accel/uapi.py'),
                                  'mock_accel.uapi._iowr': ('uapi.html#_iowr', 'mock_accel/uapi.py'),
                                  'mock_accel.uapi.header_layout': ('uapi.html#header_layout', 'mock_accel/uapi.py'),
-                                 'mock_accel.uapi.python_layout': ('uapi.html#python_layout', 'mock_accel/uapi.py')}}}
+                                 'mock_accel.uapi.python_layout': ('uapi.html#python_layout', 'mock_accel/uapi.py')},
+            'mock_accel.wait': { 'mock_accel.wait.WaitTimeout': ('wait.html#waittimeout', 'mock_accel/wait.py'),
+                                 'mock_accel.wait.wait_until': ('wait.html#wait_until', 'mock_accel/wait.py')}}}
