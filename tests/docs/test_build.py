@@ -70,7 +70,7 @@ def test_translate_leaves_no_directive_and_maps_quarto_options():
 def test_e2e_notebooks_are_not_executed_by_the_build():
     e2e = [nb for nb in build.source_notebooks() if nb.parent.name == "e2e"]
     assert e2e and all(build.needs_cluster(nb) for nb in e2e)
-    assert not build.needs_cluster(build.NBS / "01_sysfs.ipynb")
+    assert not build.needs_cluster(build.NBS / "04_sysfs.ipynb")
 
 
 def test_api_page_from_show_doc_output():

@@ -17,7 +17,7 @@ from tests.docs import build
 
 
 def page_of(notebook: Path) -> str:
-    """The page nbdev names for a notebook (number prefix dropped): nbs/01_sysfs → sysfs.html."""
+    """The page nbdev names for a notebook (number prefix dropped): nbs/04_sysfs → sysfs.html."""
     return _nbpath2html(notebook.relative_to(build.NBS)).name
 
 
