@@ -6,16 +6,10 @@ import re
 
 import pytest
 
+from mock_accel.abi import STATUS_ALLOCATED, STATUS_ERROR, STATUS_READY, WRITE_ONLY_ATTRIBUTES
 from mock_accel.firmware import EFF_LONG_WORDS
 from mock_accel.sim import software_pci_address, software_pcie_root, software_uuid
-from mock_accel.sysfs import (
-    ATTRIBUTES,
-    STATUS_ALLOCATED,
-    STATUS_ERROR,
-    STATUS_READY,
-    WRITE_ONLY_ATTRIBUTES,
-    AttributeWriteError,
-)
+from mock_accel.sysfs import ATTRIBUTES, AttributeWriteError
 
 from .conftest import LoadError
 

@@ -40,7 +40,8 @@ from pathlib import Path
 
 import yaml
 
-from mock_accel.demo import NODE_TOPOLOGY, _firmware
+from mock_accel.demo import NODE_TOPOLOGY
+from mock_accel.firmware import ensure_firmware
 from mock_accel.kube import KubeClient
 from mock_accel.sim import SimConfig, SimNode
 
@@ -385,7 +386,7 @@ class LocalInstall:
             self.nodes[name] = str(root)
             self.save()
             seed = int.from_bytes(name.encode()[-6:].rjust(6, b"\0"))
-            SimNode.create(root, replace(topology, firmware=_firmware(Path(self.workdir)),
+            SimNode.create(root, replace(topology, firmware=ensure_firmware(Path(self.workdir)),
                                          uuid_seed=seed))
             self.nodes[name] = str(root)
             self.node_kubeconfigs[name] = cluster_state["node_kubeconfigs"][name]

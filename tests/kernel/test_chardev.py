@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from mock_accel.firmware import EFF_LONG_WORDS
-from mock_accel.sysfs import STATUS_ALLOCATED, STATUS_READY
-from mock_accel.uapi import (
+from mock_accel.abi import (
     IOC_INFO,
     IOC_MAGIC,
     IOC_PASSPHRASE,
     IOC_STATUS,
-    DeviceFile,
-    PassphraseArg,
-    _ior,
+    STATUS_ALLOCATED,
+    STATUS_READY,
+    ior,
 )
+from mock_accel.firmware import EFF_LONG_WORDS
+from mock_accel.uapi import DeviceFile, PassphraseArg
 from tests.conformance.conftest import MODULE_NAME, firmware_dir
 from tests.conformance.test_abi import assert_words
 
@@ -87,8 +87,8 @@ def test_read_summary(kernel):
 
 def test_bad_requests(kernel):
     with DeviceFile("/dev/mock0") as device:
-        expect_errno(errno.ENOTTY, lambda: device.ioctl(_ior(IOC_MAGIC, 99, 4), ctypes.c_uint32()))
-        expect_errno(errno.ENOTTY, lambda: device.ioctl(_ior("X", 1, 4), ctypes.c_uint32()))
+        expect_errno(errno.ENOTTY, lambda: device.ioctl(ior(IOC_MAGIC, 99, 4), ctypes.c_uint32()))
+        expect_errno(errno.ENOTTY, lambda: device.ioctl(ior("X", 1, 4), ctypes.c_uint32()))
         for request in (IOC_STATUS, IOC_PASSPHRASE, IOC_INFO):
             # an integer argument is passed as the pointer itself: address 16 is never mapped
             expect_errno(errno.EFAULT, lambda r=request: fcntl.ioctl(device.fd, r, 16))

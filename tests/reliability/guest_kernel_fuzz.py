@@ -31,8 +31,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from mock_accel.abi import IOC_INFO, IOC_PASSPHRASE, IOC_STATUS
 from mock_accel.sysfs import ATTRIBUTES as PARSERS
-from mock_accel.uapi import IOC_INFO, IOC_PASSPHRASE, IOC_STATUS, InfoArg, PassphraseArg
+from mock_accel.uapi import InfoArg, PassphraseArg
 
 CLASS = Path("/sys/class/mock-accel")
 BUS = Path("/sys/bus/mock-accel")
