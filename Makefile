@@ -116,7 +116,7 @@ demo-kernel: deps
 	$(MAKE) firmware kmod
 	@echo "==> booting the guest and loading mock-accel (2 NUMA nodes, 2 VFs per PF)"
 	$(PYTHON) -m tests.vm run --ko $(KO) --modparams "num_vfs=2" --firmware-dir firmware -- \
-		python3 -m mock_accel.sysfs --passphrase 6
+		python3 -m mock_accel.inventory --passphrase 6
 
 clean:
 	-$(MAKE) -C kmod KDIR=$(KDIR) clean

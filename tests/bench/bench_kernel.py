@@ -108,7 +108,7 @@ def measure(passphrase, words: list[str], draws: int, seconds: float) -> dict:
 
 def guest_main(args) -> int:
     """Inside the guest: the real module's /dev node."""
-    from mock_accel.sysfs import open_node
+    from mock_accel.inventory import open_node
     from mock_accel.uapi import DeviceFile
     node = open_node("/")
     name = "mock0"

@@ -47,8 +47,8 @@ NOCOUNTER_DRIVER = "nocounters.bench.example.com"
 def worker(spec_path: str) -> int:
     """Run the SliceControllers listed in the spec file until SIGTERM."""
     from mock_accel.controller import SliceController
+    from mock_accel.inventory import open_node
     from mock_accel.kube import KubeClient
-    from mock_accel.sysfs import open_node
     spec = json.loads(Path(spec_path).read_text())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
