@@ -379,11 +379,17 @@ def new_device(self: SysfsNode, pf_id: int, numa_node: int | None = None,
         fields.pop()
     if None in fields:
         raise ValueError("new_device fields are positional: give every field before the last")
-    self._write_checked(self.bus_dir / "new_device", "new_device", " ".join(map(str, fields)))
+    self.write_control("new_device", " ".join(map(str, fields)))
     return f"mock{pf_id}"
 
 
 @patch
 def del_device(self: SysfsNode, pf_id: int) -> None:
     """Remove software PF `mock<pf_id>` and its VFs."""
-    self._write_checked(self.bus_dir / "del_device", "del_device", pf_id)
+    self.write_control("del_device", pf_id)
+
+
+@patch
+def write_control(self: SysfsNode, control: str, value: str | int) -> None:
+    """Write `value` as it is to a bus control file (`abi.BUS_CONTROLS`)."""
+    self._write_checked(self.bus_dir / control, control, value)

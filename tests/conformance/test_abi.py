@@ -223,8 +223,7 @@ def test_runtime_add_and_remove(node):
 @pytest.mark.parametrize("value", ["abc", "256", "-1", "", "1 2 3 4 5", "9 x", "9  1", "9 0 0"])
 def test_new_device_garbage_is_refused(node, value):
     before = snapshot(node)
-    refused(lambda: node._write_checked(node.bus_dir / "new_device", "new_device", value),
-            errno.EINVAL)
+    refused(lambda: node.write_control("new_device", value), errno.EINVAL)
     assert snapshot(node) == before
 
 
@@ -232,8 +231,7 @@ def test_new_device_existing_and_del_unknown(node):
     before = snapshot(node)
     refused(lambda: node.new_device(2), errno.EEXIST)
     refused(lambda: node.del_device(9), errno.ENODEV)
-    refused(lambda: node._write_checked(node.bus_dir / "del_device", "del_device", "x"),
-            errno.EINVAL)
+    refused(lambda: node.write_control("del_device", "x"), errno.EINVAL)
     assert snapshot(node) == before
 
 
