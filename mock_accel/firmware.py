@@ -88,6 +88,7 @@ def ensure_firmware(dest_dir: Path) -> str | None:
 
 # %% ../nbs/02_firmware.ipynb #156c66bf
 def main(argv: list[str] | None = None) -> int:
+    """Derive the wordlist into `--out`; exit code 1 with one line of error."""
     parser = argparse.ArgumentParser(
         prog="python -m mock_accel.firmware", description=f"Build {FIRMWARE_NAME}.")
     parser.add_argument("--out", type=Path, default=Path("firmware"), help="output directory")

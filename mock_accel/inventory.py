@@ -72,6 +72,7 @@ def device_rows(node: SysfsNode, inventory: Inventory,
 
 # %% ../nbs/07_inventory.ipynb #4b5db831
 def main(argv: list[str] | None = None) -> int:
+    """Print the device table of a node; exit code 1 when every device was skipped."""
     parser = argparse.ArgumentParser(
         prog="python -m mock_accel.inventory",
         description="List the mock accelerators of a node.")

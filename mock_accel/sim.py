@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SimConfig:
+    """The module parameters of `mock-accel.ko`, with the module's defaults."""
     num_devices: int = 4
     numa_nodes: int = 2
     memory_size: int = 16 * 2**30
@@ -488,6 +489,7 @@ def _store_del_device(self: SimNode, value: str) -> None:
 
 # %% ../nbs/05_sim.ipynb #61e12947
 def main(argv: list[str] | None = None) -> int:
+    """`create ROOT [options]`: build a simulated node; exit code 1 when that is refused."""
     parser = argparse.ArgumentParser(prog="python -m mock_accel.sim",
                                      description="Build a simulated mock-accel node.")
     commands = parser.add_subparsers(dest="command", required=True)

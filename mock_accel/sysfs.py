@@ -140,16 +140,19 @@ class Device:
 # %% ../nbs/04_sysfs.ipynb #0327fb8c
 @patch(as_prop=True)
 def is_pf(self: Device) -> bool:
+    """A physical function (else a VF)."""
     return self.device_type == "pf"
 
 
 @patch(as_prop=True)
 def healthy(self: Device) -> bool:
+    """`health` is `ok`."""
     return self.health == "ok"
 
 
 @patch(as_prop=True)
 def allocated(self: Device) -> bool:
+    """The ALLOCATED status bit is set."""
     return bool(self.status & STATUS_ALLOCATED)
 
 
