@@ -225,7 +225,7 @@ def read_claimed_devices(node: SysfsNode, names: Iterable[str]) -> Inventory:
             inventory.problems.append(err.problem)
     return inventory
 
-# %% ../nbs/26_claims.ipynb #297b93a4
+# %% ../nbs/26_claims.ipynb #731ce47c
 class _StateCollector:
     def __init__(self, claims: NodeClaims):
         self.claims = claims
@@ -249,7 +249,7 @@ class _StateCollector:
         claims.add_metric([], len(self.claims.prepared_claims()))
         yield claims
 
-# %% ../nbs/26_claims.ipynb #bee94319
+
 class PluginMetrics:
     """The Prometheus metrics of one node's claims, in a registry of their own."""
 
@@ -389,7 +389,7 @@ def _check_devices(self: NodeClaims, ref: ClaimRef, results: list[dict],
     if problems:
         raise ClaimError(problems[0][0], "; ".join(message for _, message in problems))
 
-# %% ../nbs/26_claims.ipynb #235b8b55
+# %% ../nbs/26_claims.ipynb #c824d48a
 @patch
 def _mark(self: NodeClaims, names: list[str], inventory: Inventory, marked: list[str]) -> None:
     """Set the ALLOCATED bit of each device of `names`; `marked` lists what this call set."""
@@ -403,7 +403,23 @@ def _mark(self: NodeClaims, names: list[str], inventory: Inventory, marked: list
                              f"cannot mark device {name} allocated: {err}") from None
         marked.append(name)
 
+# %% ../nbs/26_claims.ipynb #315400f4
+@patch
+def _roll_back(self: NodeClaims, ref: ClaimRef, marked: list[str], cause: BaseException) -> None:
+    """Free the devices of `marked` and remove the claim's CDI spec, logging what fails."""
+    log.warning("preparing claim %s failed (%s); rolling back %s", ref, cause,
+                ", ".join(marked) or "nothing", extra={"claim": ref.uid})
+    for name in reversed(marked):
+        try:
+            self.node.set_allocated(name, False)
+        except OSError as err:
+            log.error("rollback of claim %s: cannot free %s: %s", ref, name, err)
+    try:
+        self.cdi.remove_claim_spec(ref.uid)
+    except OSError as err:
+        log.error("rollback of claim %s: cannot remove its CDI spec: %s", ref, err)
 
+# %% ../nbs/26_claims.ipynb #805163ba
 @patch
 def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
             inventory: Inventory) -> list[PreparedDevice]:
@@ -425,22 +441,6 @@ def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
             raise
     crash_point("after-checkpoint")
     return devices
-
-# %% ../nbs/26_claims.ipynb #315400f4
-@patch
-def _roll_back(self: NodeClaims, ref: ClaimRef, marked: list[str], cause: BaseException) -> None:
-    """Free the devices of `marked` and remove the claim's CDI spec, logging what fails."""
-    log.warning("preparing claim %s failed (%s); rolling back %s", ref, cause,
-                ", ".join(marked) or "nothing", extra={"claim": ref.uid})
-    for name in reversed(marked):
-        try:
-            self.node.set_allocated(name, False)
-        except OSError as err:
-            log.error("rollback of claim %s: cannot free %s: %s", ref, name, err)
-    try:
-        self.cdi.remove_claim_spec(ref.uid)
-    except OSError as err:
-        log.error("rollback of claim %s: cannot remove its CDI spec: %s", ref, err)
 
 # %% ../nbs/26_claims.ipynb #0c790ec9
 @patch

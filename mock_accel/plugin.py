@@ -104,6 +104,16 @@ class DraServicer:
     def __init__(self, plugin: NodeClaims, pb2: Any, version: str):
         self.plugin, self.pb2, self.version = plugin, pb2, version
 
+# %% ../nbs/27_plugin.ipynb #d4110ad8
+class DraV1Servicer(DraServicer, dra_v1_pb2_grpc.DRAPluginServicer):
+    def __init__(self, plugin: NodeClaims):
+        super().__init__(plugin, dra_v1_pb2, DRA_V1)
+
+
+class DraV1beta1Servicer(DraServicer, dra_v1beta1_pb2_grpc.DRAPluginServicer):
+    def __init__(self, plugin: NodeClaims):
+        super().__init__(plugin, dra_v1beta1_pb2, DRA_V1BETA1)
+
 # %% ../nbs/27_plugin.ipynb #23ab0c97
 @patch
 def NodePrepareResources(self: DraServicer, request, context):
@@ -131,16 +141,6 @@ def NodeUnprepareResources(self: DraServicer, request, context):
     for uid, result in self.plugin.unprepare(refs).items():
         response.claims[uid].error = result.error
     return response
-
-# %% ../nbs/27_plugin.ipynb #d4110ad8
-class DraV1Servicer(DraServicer, dra_v1_pb2_grpc.DRAPluginServicer):
-    def __init__(self, plugin: NodeClaims):
-        super().__init__(plugin, dra_v1_pb2, DRA_V1)
-
-
-class DraV1beta1Servicer(DraServicer, dra_v1beta1_pb2_grpc.DRAPluginServicer):
-    def __init__(self, plugin: NodeClaims):
-        super().__init__(plugin, dra_v1beta1_pb2, DRA_V1BETA1)
 
 # %% ../nbs/27_plugin.ipynb #cb813a71
 def remove_stale_socket(path: Path) -> bool:
