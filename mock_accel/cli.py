@@ -153,7 +153,8 @@ def run_controller(args: argparse.Namespace) -> int:
 
 
 def run_node_agent(args: argparse.Namespace) -> int:
-    from mock_accel.plugin import DriverPlugin, PluginConfig
+    from mock_accel.claims import PluginConfig
+    from mock_accel.plugin import DriverPlugin
     plugins_dir = (os.path.dirname(args.plugin_socket_dir.rstrip("/"))
                    if args.plugin_socket_dir else "/var/lib/kubelet/plugins")
     config = PluginConfig(driver=args.driver_name, node_name=_node_name(args),

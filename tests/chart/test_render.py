@@ -165,7 +165,7 @@ def test_daemonsets_run_the_cli_with_flags_it_accepts():
 
 
 def test_node_agent_is_ready_when_its_socket_is_served():
-    from mock_accel.plugin import PluginConfig
+    from mock_accel.claims import PluginConfig
     agent = container(daemonset(render(), "node-agent"))
     args = build_parser().parse_args(agent["args"])
     cmd = agent["readinessProbe"]["exec"]["command"]

@@ -21,10 +21,10 @@ import grpc
 import pytest
 
 from mock_accel.cdi import CdiRegistry
+from mock_accel.claims import CRASH_EXIT_CODE, CRASH_POINT_ENV, PluginConfig
 from mock_accel.controller import SliceController
 from mock_accel.demo import DemoClaim, device_classes, prepare_over_grpc
 from mock_accel.kube import KubeClient, KubeError
-from mock_accel.plugin import CRASH_EXIT_CODE, CRASH_POINT_ENV, PluginConfig
 from mock_accel.sim import SimConfig, SimNode
 
 pytestmark = pytest.mark.cluster

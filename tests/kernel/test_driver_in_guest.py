@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 
 from mock_accel.abi import STATUS_ALLOCATED
+from mock_accel.claims import PluginConfig
 from mock_accel.controller import SliceController
 from mock_accel.kube import KubeClient, KubeError
-from mock_accel.plugin import DriverPlugin, PluginConfig
+from mock_accel.plugin import DriverPlugin
 from mock_accel.slices import DEFAULT_DRIVER, RESOURCE_SLICES_PATH, build_slices, with_generation
 from mock_accel.sysfs import SysfsNode
 from mock_accel.uapi import DeviceFile

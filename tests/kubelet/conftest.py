@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mock_accel.claims import PluginConfig
 from mock_accel.kube import KubeError
-from mock_accel.plugin import DriverPlugin, PluginConfig
+from mock_accel.plugin import DriverPlugin
 from mock_accel.sim import SimConfig, SimNode
 from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from mock_accel.claims import DRA_V1BETA1
 from mock_accel.kube import KubeClient
-from mock_accel.plugin import DRA_V1BETA1
 from mock_accel.sim import SimNode
 from mock_accel.slices import build_slices
 from tests.cluster.api import ApiError

@@ -12,13 +12,8 @@ import urllib.request
 
 import pytest
 
-from mock_accel.plugin import (
-    DRA_V1,
-    DRA_V1BETA1,
-    HEALTH_V1,
-    HEALTH_V1ALPHA1,
-    registration_socket_name,
-)
+from mock_accel.claims import DRA_V1, DRA_V1BETA1, registration_socket_name
+from mock_accel.health import HEALTH_V1, HEALTH_V1ALPHA1
 
 from .conftest import DRIVER
 from .emulator import KubeletEmulator, RegistrationRefused

@@ -25,9 +25,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mock_accel.claims import ClaimError, ClaimRef, check_claim_ref
 from mock_accel.demo import Demo, DemoClaim
 from mock_accel.kube import KubeClient
-from mock_accel.plugin import ClaimError, ClaimRef, check_claim_ref
 from mock_accel.proto import dra_v1_pb2, dra_v1beta1_pb2
 from mock_accel.sim import SimConfig
 
