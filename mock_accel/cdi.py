@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
+from .abi import DEFAULT_DRIVER
 from .files import atomic_write
 from .sysfs import Device, SysfsNode
 
@@ -174,7 +175,7 @@ class CdiRegistry:
     """The CDI spec files of one driver in one directory."""
 
     def __init__(self, cdi_dir: str | os.PathLike = DEFAULT_CDI_DIR,
-                 driver: str = "mock-accel.example.com",
+                 driver: str = DEFAULT_DRIVER,
                  host_root: str | os.PathLike | None = None):
         self.cdi_dir = Path(cdi_dir)
         self.driver = driver
