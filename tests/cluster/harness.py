@@ -31,8 +31,9 @@ from pathlib import Path
 
 import yaml
 
+from mock_accel.kube import KubeClient
+
 from . import build_bins
-from .api import Api
 from .pki import PKI
 
 # DRA feature gates we rely on.  Gates that are GA *and locked* in this release
@@ -138,7 +139,7 @@ class Node:
     name: str
     labels: dict
     capacity: dict
-    api: Api           # authenticated as system:node:<name>
+    api: KubeClient           # authenticated as system:node:<name>
     kubeconfig: Path   # ditto, for a kubelet plugin run as this node
     extra: dict = field(default_factory=dict)
 
@@ -159,7 +160,7 @@ class Cluster:
         self.components: dict[str, Component] = {}
         self.nodes: dict[str, Node] = {}
         self.tmp: Path | None = None
-        self.api: Api | None = None
+        self.api: KubeClient | None = None
         self.server = ""
         self.kubeconfig: Path | None = None
         self.ports: dict[str, int] = {}
@@ -356,7 +357,8 @@ class Cluster:
         ])
         self.kubeconfig = self.write_kubeconfig(self.tmp / "admin.kubeconfig", "admin",
                                                 admin.cert, admin.key)
-        self.api = Api(self.server, self.pki.ca.cert, admin.cert, admin.key)
+        self.api = KubeClient(self.server, ca_file=self.pki.ca.cert, cert_file=admin.cert,
+                              key_file=admin.key, timeout=30)
         self._wait("kube-apiserver /readyz", c,
                    lambda: self.api.request("GET", "/readyz", raw=True).status_code == 200)
 
@@ -541,7 +543,9 @@ class Cluster:
             pair = self.pki.issue(f"node-{name}", f"system:node:{name}", ["system:nodes"])
             kcfg = self.write_kubeconfig(self.tmp / f"node-{name}.kubeconfig",
                                          f"system:node:{name}", pair.cert, pair.key)
-            node = Node(name, lab, cap, Api(self.server, self.pki.ca.cert, pair.cert, pair.key),
+            node = Node(name, lab, cap, KubeClient(
+                self.server, ca_file=self.pki.ca.cert, cert_file=pair.cert, key_file=pair.key,
+                timeout=30),
                         kcfg)
             self.api.create({"apiVersion": "v1", "kind": "Node",
                              "metadata": {"name": name, "labels": lab}, "spec": {}})

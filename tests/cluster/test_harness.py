@@ -9,8 +9,9 @@ import subprocess
 import pytest
 import requests
 
+from mock_accel.kube import KubeClient, KubeError
+
 from . import build_bins
-from .api import ApiError
 
 pytestmark = pytest.mark.cluster
 
@@ -29,9 +30,9 @@ def test_authentication_and_authorization_are_on(cluster, api):
     assert anon.status_code == 401
     # An authenticated user without RBAC grants is forbidden.
     nobody = cluster.pki.issue("nobody", "nobody")
-    from .api import Api
-    with pytest.raises(ApiError) as e:
-        Api(cluster.server, cluster.pki.ca.cert, nobody.cert, nobody.key).list("v1", "Pod")
+    with pytest.raises(KubeError) as e:
+        KubeClient(cluster.server, ca_file=cluster.pki.ca.cert, cert_file=nobody.cert,
+                   key_file=nobody.key).list("v1", "Pod")
     assert e.value.status == 403
 
 
@@ -45,7 +46,7 @@ def test_nodes_are_ready_and_use_node_identity(cluster, api):
         lease = api.get("coordination.k8s.io/v1", "Lease", name, "kube-node-lease")
         assert lease["spec"]["holderIdentity"] == name
     # Node authorizer + NodeRestriction: a node may not touch another node's status.
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(KubeError) as e:
         cluster.nodes[a].api.patch("v1", "Node", b, {"metadata": {"labels": {"x": "y"}}},
                                    subresource="status")
     assert e.value.status == 403
@@ -83,7 +84,7 @@ def test_validating_admission_policy_is_enforced(cluster, api, namespace):
                             "metadata": {"name": f"cm-{next(n)}"}, "data": {"forbidden": "1"}},
                            namespace)
                 return False
-            except ApiError as e:
+            except KubeError as e:
                 return e if e.status in (403, 422) and "forbidden key" in e.message else False
 
         err = api.wait_for(denied, timeout=30, what="the ValidatingAdmissionPolicy to deny")
