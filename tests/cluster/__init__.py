@@ -1,5 +1,2 @@
-"""Local Kubernetes control plane for tests (see README.md in this directory)."""
-
-from .harness import FEATURE_GATES, Cluster, ClusterError
-
-__all__ = ["Cluster", "ClusterError", "FEATURE_GATES"]
+"""Tests of the local Kubernetes control plane (`mock_accel.cluster`), and the pytest fixtures
+the other test directories share (fixtures.py)."""

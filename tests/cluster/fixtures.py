@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from .harness import Cluster
+from mock_accel.cluster import Cluster
 
 # One cluster per process, even if several conftest files import these fixtures
 # (each import registers its own session fixture; they share this instance).

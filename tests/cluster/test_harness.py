@@ -9,15 +9,14 @@ import subprocess
 import pytest
 import requests
 
+from mock_accel import kubebins
 from mock_accel.kube import KubeClient, KubeError
-
-from . import build_bins
 
 pytestmark = pytest.mark.cluster
 
 
 def test_binaries_are_version_stamped(cluster):
-    want = build_bins.versions()["kubernetes"]
+    want = kubebins.versions()["kubernetes"]
     out = subprocess.run([str(cluster.bins["kube-apiserver"]), "--version"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"Kubernetes {want}"
@@ -114,7 +113,7 @@ def test_service_account_tokens_carry_node_info(cluster, api, namespace):
 
 def test_startup_failure_names_component_and_cleans_up(cluster, tmp_path):
     """A locked GA gate cannot be switched off: the API server exits, and the error says so."""
-    from .harness import Cluster, ClusterError
+    from mock_accel.cluster import Cluster, ClusterError
 
     bad = Cluster(bins=cluster.bins, artifacts=tmp_path, timeout=30,
                   feature_gates={"DRAPrioritizedList": False})
@@ -130,5 +129,5 @@ def test_startup_failure_names_component_and_cleans_up(cluster, tmp_path):
 
 def test_helm_talks_to_the_cluster(cluster):
     out = cluster.helm("version", "--short").stdout.strip()
-    assert out.startswith(build_bins.HELM_VERSION), out
+    assert out.startswith(kubebins.HELM_VERSION), out
     assert cluster.helm("list", "-A").returncode == 0
