@@ -5,8 +5,9 @@ Other test directories reuse them with
 in their conftest.py.
 
 Fixtures:
-  cluster    (session)  a started `Cluster`; stopped at session end, also on failures.
-  api        (session)  `cluster.api`, an admin `Api` client.
+  cluster    (session)  a started `mock_accel.cluster.Cluster`; stopped at session end,
+                        also on failures.
+  api        (session)  `cluster.api`, an admin `KubeClient`.
   namespace  (function) a fresh namespace with its default ServiceAccount; pods in it
                         are force-deleted afterwards.
 """
