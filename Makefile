@@ -81,13 +81,13 @@ test-nbs:
 lint:
 	$(PYTHON) -m ruff check mock_accel tests
 
--include tests/cluster/cluster.mk
+include mk/cluster.mk
 # Each concern brings its own make fragment (chart checks, e2e notebooks, docs, benchmarks).
 # A fragment appends the targets `make test` runs after pytest to TEST_AFTER_PYTEST, and
 # those that need their results (the docs site, built from executed notebooks) to TEST_LAST.
 TEST_AFTER_PYTEST :=
 TEST_LAST :=
--include $(filter-out tests/cluster/cluster.mk,$(sort $(wildcard tests/*/*.mk)))
+-include $(sort $(wildcard tests/*/*.mk))
 
 
 pytest:
@@ -97,16 +97,16 @@ pytest:
 
 test: deps
 	$(MAKE) firmware kmod checkpatch check-export lint test-nbs
-	$(MAKE) $(if $(wildcard tests/cluster/cluster.mk),cluster-bins) pytest
+	$(MAKE) cluster-bins pytest
 	$(if $(strip $(TEST_AFTER_PYTEST) $(TEST_LAST)),$(MAKE) $(TEST_AFTER_PYTEST) $(TEST_LAST))
 
 # The control plane runs as a background supervisor; the trap stops it on exit and on Ctrl-C.
 demo: deps
 	$(MAKE) cluster-bins
 	@state=$$(mktemp -d)/cluster.json; \
-	trap '$(PYTHON) -m tests.cluster down --state-file '"$$state"' >/dev/null' EXIT; \
+	trap '$(PYTHON) -m mock_accel.cluster down --state-file '"$$state"' >/dev/null' EXIT; \
 	echo "==> starting the local control plane (etcd, kube-apiserver, scheduler, controller-manager)"; \
-	$(PYTHON) -m tests.cluster up --nodes 2 --state-file "$$state" || exit 1; \
+	$(PYTHON) -m mock_accel.cluster up --nodes 2 --state-file "$$state" || exit 1; \
 	read -r kubeconfig nodes < <($(PYTHON) -c 'import json, sys; s = json.load(open(sys.argv[1])); \
 		print(s["kubeconfig"], ",".join(s["nodes"]))' "$$state"); \
 	$(PYTHON) -m mock_accel.cli demo --kubeconfig "$$kubeconfig" --nodes "$$nodes" \

@@ -22,9 +22,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mock_accel.cluster import Cluster
 from tests.bench import common, peers
 from tests.bench.bench_slices import EXAMPLE_DRIVER, start_example, start_ours
-from tests.cluster import Cluster
 from tests.kubelet.emulator import KubeletEmulator
 
 

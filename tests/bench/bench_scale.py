@@ -33,9 +33,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mock_accel.cluster import Cluster
 from tests.bench import common, peers
 from tests.bench.bench_slices import EXAMPLE_DRIVER, start_example, start_ours
-from tests.cluster import Cluster
 
 DEVICES = 16
 SEED_DRIVER = "seed-layout.bench.example.com"
@@ -206,9 +206,10 @@ _clients = threading.local()
 def ungate(cluster: Cluster, name: str, ns: str) -> None:
     """Remove a pod's scheduling gates, with this thread's own admin client."""
     if getattr(_clients, "api", None) is None:
-        from tests.cluster import Api
+        from mock_accel.kube import KubeClient
         admin = cluster.certs["admin"]
-        _clients.api = Api(cluster.server, cluster.pki.ca.cert, admin.cert, admin.key)
+        _clients.api = KubeClient(cluster.server, ca_file=cluster.pki.ca.cert,
+                                  cert_file=admin.cert, key_file=admin.key, timeout=30)
     _clients.api.patch("v1", "Pod", name, {"spec": {"schedulingGates": None}}, ns)
 
 

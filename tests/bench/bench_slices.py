@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from mock_accel.cluster import Cluster
 from mock_accel.sim import SimConfig, SimNode
 from tests.bench import common, peers
-from tests.cluster import Cluster
 
 EXAMPLE_DRIVER = "gpu.example.com"
 VF_MODE = "sharedCounters, 4 PFs x 3 VFs"

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cluster import build_bins
+from mock_accel import kubebins
 
 HERE = Path(__file__).resolve().parent
 MODULE_DIR = HERE / "peers"
@@ -44,7 +44,7 @@ def pinned_version(module: str) -> str:
     text = (MODULE_DIR / "go.mod").read_text()
     m = re.search(r"^\s*(?:require\s+)?" + re.escape(module) + r"\s+(v\S+)", text, re.M)
     if not m:
-        raise build_bins.BuildError(f"{module} is not required by {MODULE_DIR / 'go.mod'}")
+        raise kubebins.BuildError(f"{module} is not required by {MODULE_DIR / 'go.mod'}")
     return m.group(1)
 
 
@@ -58,7 +58,7 @@ def bin_path(module: str, name: str) -> Path:
 
 
 def _env() -> dict[str, str]:
-    env = build_bins._go_env()
+    env = kubebins.go_env()
     # go.sum (committed) pins the hashes; the checksum database the proxy fronts has no entry
     # for this module (404), so do not ask it when go.sum is first written.
     env["GONOSUMDB"] = EXAMPLE_MODULE
@@ -67,7 +67,7 @@ def _env() -> dict[str, str]:
 
 def build(force: bool = False) -> dict[str, Path]:
     """Build every peer binary that is missing (or all with force); name -> path."""
-    go = build_bins.go_binary()
+    go = kubebins.go_binary()
     out: dict[str, Path] = {}
     for module, bins in PEERS.items():
         version = pinned_version(module)
@@ -79,24 +79,24 @@ def build(force: bool = False) -> dict[str, Path]:
                 continue
             print(f"==> building {name} from {module}@{version} (Go module proxy)", flush=True)
             path.parent.mkdir(parents=True, exist_ok=True)
-            log = build_bins.artifacts_root() / "bench" / "build" / f"{name}.log"
+            log = kubebins.artifacts_root() / "bench" / "build" / f"{name}.log"
             t0 = time.monotonic()
             tmp = path.with_name(path.name + ".tmp")
-            build_bins._run_go(name, [go, "build", "-v", "-trimpath", "-ldflags", "-s -w",
+            kubebins.run_go(name, [go, "build", "-v", "-trimpath", "-ldflags", "-s -w",
                                       "-o", str(tmp), pkg], MODULE_DIR, _env(), log)
             tmp.replace(path)
             stamp = path.parent / "build.json"
             stamp.write_text(json.dumps({"module": module, "version": version, "binary": name,
                                          "package": pkg, "seconds": round(
                                              time.monotonic() - t0, 1)}, indent=2) + "\n")
-            print(f"    {name} built in {build_bins._fmt(time.monotonic() - t0)}: {path}",
+            print(f"    {name} built in {kubebins.fmt_seconds(time.monotonic() - t0)}: {path}",
                   flush=True)
     return out
 
 
 def seed_status() -> dict:
     """Ask the module proxy for the seed's driver; {'available': bool, 'detail': str}."""
-    go = build_bins.go_binary()
+    go = kubebins.go_binary()
     errors = []
     for query in SEED_QUERIES:
         proc = subprocess.run([go, "mod", "download", "-json", f"{SEED_MODULE}@{query}"],
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, path in build(args.force).items():
             print(f"{name}: {path}")
-    except build_bins.BuildError as err:
+    except kubebins.BuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.check_seed:

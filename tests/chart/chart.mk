@@ -9,7 +9,7 @@ PYTHON ?= python3
 CHART_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 CHART_REPO := $(abspath $(CHART_DIR)/../..)
 CHART_HELM = $(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "$(CHART_REPO)"); \
-	from tests.cluster import build_bins; print(build_bins.ensure_bins(["helm"])["helm"])')
+	from mock_accel import kubebins; print(kubebins.ensure_bins(["helm"])["helm"])')
 
 .PHONY: chart-lint test-chart chart-package
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster import build_bins
+from mock_accel import kubebins
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
@@ -30,7 +30,7 @@ class RenderError(RuntimeError):
 
 @cache
 def helm_bin() -> Path:
-    return build_bins.ensure_bins(["helm"])["helm"]
+    return kubebins.ensure_bins(["helm"])["helm"]
 
 
 @cache

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster import build_bins
+from mock_accel import kubebins
 
 KMM_MODULE = "github.com/kubernetes-sigs/kernel-module-management"
 # The commit of KMM's v2.6.0 tag. Its go.mod has no /v2 suffix, so the go command knows the
@@ -39,7 +39,7 @@ def cache_dir() -> Path:
 
 def _from_module_proxy(dest: Path) -> tuple[Path | None, str]:
     try:
-        go = build_bins.go_binary()
+        go = kubebins.go_binary()
     except Exception as e:  # noqa: BLE001 - no Go: say so, fall through
         return None, f"no go binary ({e})"
     try:

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.cluster.api import Api, ApiError
+from mock_accel.kube import KubeClient, KubeError
 
 from .chart import CHART, find, helm, render
 from .kmm_crd import CRD_NAME, module_crd, real_crd, schema_paths, transcribed_crd
@@ -42,7 +42,7 @@ def kmm_crd(api):
     api.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
 
 
-def dry_run(api: Api, obj: dict) -> dict:
+def dry_run(api: KubeClient, obj: dict) -> dict:
     """Server-side apply with dryRun=All and Strict field validation (unknown fields fail)."""
     return api.request(
         "PATCH", api.path(obj["apiVersion"], obj["kind"], obj["metadata"]["name"],
@@ -113,12 +113,12 @@ def test_dry_run_refuses_a_broken_module(api, kmm_crd):
     try:
         mapping = module["spec"]["moduleLoader"]["container"]["kernelMappings"][0]
         mapping["imag"] = mapping.pop("containerImage")  # a typo: unknown, and required missing
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(KubeError) as err:
             dry_run(api, module)
         print(err.value.message)
         assert "kernelMappings[0].imag: field not declared in schema" in err.value.message
         mapping.pop("imag")
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(KubeError) as err:
             dry_run(api, module)
         print(err.value.message)
         assert err.value.status == 422
@@ -156,7 +156,7 @@ def test_transcription_agrees_with_kmm():
 
 # ------------------------------------------------------------------------------ helm install
 
-def _release_bytes(api: Api, namespace: str, release: str) -> int:
+def _release_bytes(api: KubeClient, namespace: str, release: str) -> int:
     (secret,) = api.list("v1", "Secret", namespace=namespace,
                          labelSelector=f"owner=helm,name={release}")
     blob = base64.b64decode(secret["data"]["release"])
@@ -223,8 +223,8 @@ def _slice(name: str, driver: str, node: str, device: str = "mock0") -> dict:
                      "devices": [{"name": device}]}}
 
 
-def _token_api(cluster, api: Api, namespace: str, sa: str, pod: dict | None) -> Api:
-    """An Api client that authenticates with a TokenRequest token of `sa` (bound to `pod`)."""
+def _token_api(cluster, api: KubeClient, namespace: str, sa: str, pod: dict | None) -> KubeClient:
+    """A client that authenticates with a TokenRequest token of `sa` (bound to `pod`)."""
     spec: dict = {"audiences": [], "expirationSeconds": 600}
     if pod is not None:
         spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod",
@@ -232,13 +232,13 @@ def _token_api(cluster, api: Api, namespace: str, sa: str, pod: dict | None) -> 
     tr = api.request("POST", api.path("v1", "ServiceAccount", sa, namespace, "token"),
                      {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                       "spec": spec})
-    client = Api(cluster.server, cluster.pki.ca.cert, cluster.pki.ca.cert, cluster.pki.ca.cert)
+    client = KubeClient(cluster.server, ca_file=cluster.pki.ca.cert, timeout=30)
     client.session.cert = None
     client.session.headers["Authorization"] = f"Bearer {tr['status']['token']}"
     return client
 
 
-def _pod_on(api: Api, namespace: str, name: str, sa: str, node: str) -> dict:
+def _pod_on(api: KubeClient, namespace: str, name: str, sa: str, node: str) -> dict:
     return api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                        "spec": {"nodeName": node, "serviceAccountName": sa,
                                 "terminationGracePeriodSeconds": 0,
@@ -247,8 +247,8 @@ def _pod_on(api: Api, namespace: str, name: str, sa: str, node: str) -> dict:
                       namespace)
 
 
-def _denied(fn) -> ApiError:
-    with pytest.raises(ApiError) as err:
+def _denied(fn) -> KubeError:
+    with pytest.raises(KubeError) as err:
         fn()
     assert err.value.status == 403, err.value
     return err.value
@@ -278,7 +278,7 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
             name = f"{tag}-b-{next(attempt)}"
             try:
                 ctrl.request("POST", slices, _slice(name, driver, node_b))
-            except ApiError as e:
+            except KubeError as e:
                 return e if e.status == 403 and "may write only" in e.message else None
             api.delete("resource.k8s.io/v1", "ResourceSlice", name)
             return None
@@ -304,7 +304,7 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
             "DELETE", f"{slices}/{tag}-b")).message)
         # Moving a slice to another node fails too (the API or the policy refuses it).
         moved = dict(own, spec={**own["spec"], "nodeName": node_b})
-        with pytest.raises(ApiError):
+        with pytest.raises(KubeError):
             ctrl.request("PUT", f"{slices}/{tag}-a", moved)
         # Another driver's slice on its own node: refused.
         msg = _denied(lambda: ctrl.request("POST", slices, _slice(

@@ -1,6 +1,2 @@
-"""Local Kubernetes control plane for tests (see README.md in this directory)."""
-
-from .api import Api, ApiError
-from .harness import FEATURE_GATES, Cluster, ClusterError
-
-__all__ = ["Api", "ApiError", "Cluster", "ClusterError", "FEATURE_GATES"]
+"""Tests of the local Kubernetes control plane (`mock_accel.cluster`), and the pytest fixtures
+the other test directories share (fixtures.py)."""

@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 
-from . import build_bins
-from .harness import Cluster
+from mock_accel import kubebins
+from mock_accel.cluster import Cluster
 
 
 def _fmt(s: float) -> str:
@@ -33,7 +33,7 @@ def cold_build() -> float:
         env.pop("MOCK_ACCEL_KUBE_BINS", None)
         env.pop("KUBEBUILDER_ASSETS", None)
         t0 = time.monotonic()
-        subprocess.run([sys.executable, str(build_bins.HERE / "build_bins.py")], env=env,
+        subprocess.run([sys.executable, "-m", "mock_accel.kubebins"], env=env,
                        check=True)
         return time.monotonic() - t0
 
@@ -45,20 +45,20 @@ def main(argv=None) -> int:
     ap.add_argument("--cold-build", action="store_true")
     args = ap.parse_args(argv)
 
-    vers = build_bins.versions()
+    vers = kubebins.versions()
     print(f"kubernetes {vers['kubernetes']}, etcd {vers['etcd']}, helm {vers['helm']}")
-    stamp = build_bins._read_stamp(build_bins.cache_bin_dir())
+    stamp = kubebins.read_stamp(kubebins.cache_bin_dir())
     if args.cold_build:
         print(f"cold build (empty GOCACHE, warm module cache): {_fmt(cold_build())}")
     elif stamp.get("first_build_seconds"):
-        print(f"first (cold) build recorded in {build_bins.cache_bin_dir()}/versions.json: "
+        print(f"first (cold) build recorded in {kubebins.cache_bin_dir()}/versions.json: "
               f"{_fmt(stamp['first_build_seconds'])}")
         for n, s in sorted(stamp.get("cold_build_seconds", {}).items()):
             print(f"    {n:24s} {_fmt(s)} (cold)")
         for n, s in sorted(stamp.get("build_seconds", {}).items()):
             print(f"    {n:24s} {_fmt(s)} (last build)")
     t0 = time.monotonic()
-    bins = build_bins.ensure_bins(build_bins.SERVER_BINS + ("kubectl",))
+    bins = kubebins.ensure_bins(kubebins.SERVER_BINS + ("kubectl",))
     print(f"binaries resolved in {_fmt(time.monotonic() - t0)}")
 
     ready, with_nodes, peaks = [], [], []

@@ -5,8 +5,9 @@ Other test directories reuse them with
 in their conftest.py.
 
 Fixtures:
-  cluster    (session)  a started `Cluster`; stopped at session end, also on failures.
-  api        (session)  `cluster.api`, an admin `Api` client.
+  cluster    (session)  a started `mock_accel.cluster.Cluster`; stopped at session end,
+                        also on failures.
+  api        (session)  `cluster.api`, an admin `KubeClient`.
   namespace  (function) a fresh namespace with its default ServiceAccount; pods in it
                         are force-deleted afterwards.
 """
@@ -18,7 +19,7 @@ import threading
 
 import pytest
 
-from .harness import Cluster
+from mock_accel.cluster import Cluster
 
 # One cluster per process, even if several conftest files import these fixtures
 # (each import registers its own session fixture; they share this instance).

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .api import ApiError
+from mock_accel.kube import KubeError
 
 pytestmark = pytest.mark.cluster
 
@@ -77,7 +77,7 @@ def cluster_objects(api):
     for obj in reversed(made):
         try:
             api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
-        except ApiError as e:
+        except KubeError as e:
             print(f"cleanup: {e}")
 
 
@@ -135,13 +135,13 @@ def test_v1_rejects_request_without_exactly(api, namespace):
     """The seed's shape -- deviceClassName/count directly on the request -- is not v1."""
     bad = claim("seed-shape", {"name": "gpu", "deviceClassName": "whatever", "count": 1})
 
-    with pytest.raises(ApiError) as lenient:  # default field validation: fields dropped
+    with pytest.raises(KubeError) as lenient:  # default field validation: fields dropped
         api.create(bad, namespace)
     print("server (default validation):", lenient.value.status, lenient.value.message)
     assert lenient.value.status == 422 and lenient.value.reason == "Invalid"
     assert "exactly" in lenient.value.message
 
-    with pytest.raises(ApiError) as strict:   # what kubectl does: unknown fields are errors
+    with pytest.raises(KubeError) as strict:   # what kubectl does: unknown fields are errors
         api.create(bad, namespace, fieldValidation="Strict")
     print("server (strict validation):", strict.value.status, strict.value.message)
     assert strict.value.status == 400

@@ -9,14 +9,14 @@ import subprocess
 import pytest
 import requests
 
-from . import build_bins
-from .api import ApiError
+from mock_accel import kubebins
+from mock_accel.kube import KubeClient, KubeError
 
 pytestmark = pytest.mark.cluster
 
 
 def test_binaries_are_version_stamped(cluster):
-    want = build_bins.versions()["kubernetes"]
+    want = kubebins.versions()["kubernetes"]
     out = subprocess.run([str(cluster.bins["kube-apiserver"]), "--version"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"Kubernetes {want}"
@@ -29,9 +29,9 @@ def test_authentication_and_authorization_are_on(cluster, api):
     assert anon.status_code == 401
     # An authenticated user without RBAC grants is forbidden.
     nobody = cluster.pki.issue("nobody", "nobody")
-    from .api import Api
-    with pytest.raises(ApiError) as e:
-        Api(cluster.server, cluster.pki.ca.cert, nobody.cert, nobody.key).list("v1", "Pod")
+    with pytest.raises(KubeError) as e:
+        KubeClient(cluster.server, ca_file=cluster.pki.ca.cert, cert_file=nobody.cert,
+                   key_file=nobody.key).list("v1", "Pod")
     assert e.value.status == 403
 
 
@@ -45,7 +45,7 @@ def test_nodes_are_ready_and_use_node_identity(cluster, api):
         lease = api.get("coordination.k8s.io/v1", "Lease", name, "kube-node-lease")
         assert lease["spec"]["holderIdentity"] == name
     # Node authorizer + NodeRestriction: a node may not touch another node's status.
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(KubeError) as e:
         cluster.nodes[a].api.patch("v1", "Node", b, {"metadata": {"labels": {"x": "y"}}},
                                    subresource="status")
     assert e.value.status == 403
@@ -83,7 +83,7 @@ def test_validating_admission_policy_is_enforced(cluster, api, namespace):
                             "metadata": {"name": f"cm-{next(n)}"}, "data": {"forbidden": "1"}},
                            namespace)
                 return False
-            except ApiError as e:
+            except KubeError as e:
                 return e if e.status in (403, 422) and "forbidden key" in e.message else False
 
         err = api.wait_for(denied, timeout=30, what="the ValidatingAdmissionPolicy to deny")
@@ -113,7 +113,7 @@ def test_service_account_tokens_carry_node_info(cluster, api, namespace):
 
 def test_startup_failure_names_component_and_cleans_up(cluster, tmp_path):
     """A locked GA gate cannot be switched off: the API server exits, and the error says so."""
-    from .harness import Cluster, ClusterError
+    from mock_accel.cluster import Cluster, ClusterError
 
     bad = Cluster(bins=cluster.bins, artifacts=tmp_path, timeout=30,
                   feature_gates={"DRAPrioritizedList": False})
@@ -129,5 +129,5 @@ def test_startup_failure_names_component_and_cleans_up(cluster, tmp_path):
 
 def test_helm_talks_to_the_cluster(cluster):
     out = cluster.helm("version", "--short").stdout.strip()
-    assert out.startswith(build_bins.HELM_VERSION), out
+    assert out.startswith(kubebins.HELM_VERSION), out
     assert cluster.helm("list", "-A").returncode == 0

@@ -59,8 +59,8 @@ class LocalInstallError(RuntimeError):
 
 def _bin(name: str) -> str:
     """kubectl/helm: those `make cluster-bins` built, else the ones on PATH (kind hosts)."""
-    from tests.cluster import build_bins
-    found = build_bins.find_bin(name) or shutil.which(name)
+    from mock_accel import kubebins
+    found = kubebins.find_bin(name) or shutil.which(name)
     if found is None:
         raise LocalInstallError(f"no {name}: run `make cluster-bins` or put {name} on PATH")
     return str(found)

@@ -16,10 +16,10 @@ TEST_AFTER_PYTEST += e2e-notebooks
 e2e-notebooks: cluster-bins firmware
 	@work=$$(mktemp -d /tmp/mock-accel-e2e-XXXXXX); state=$$work/cluster.json; \
 	trap '$(PYTHON) -m tests.e2e.chart_local down --state-file '"$$work"'/install.json \
-		>/dev/null; $(PYTHON) -m tests.cluster down --state-file '"$$state"' >/dev/null; \
+		>/dev/null; $(PYTHON) -m mock_accel.cluster down --state-file '"$$state"' >/dev/null; \
 		rm -rf '"$$work" EXIT; \
 	echo "==> e2e notebooks (local mode): starting the local control plane"; \
-	$(PYTHON) -m tests.cluster up --nodes $(E2E_NODES) --state-file "$$state" || exit 1; \
+	$(PYTHON) -m mock_accel.cluster up --nodes $(E2E_NODES) --state-file "$$state" || exit 1; \
 	kubeconfig=$$($(PYTHON) -c 'import json, sys; print(json.load(open(sys.argv[1]))["kubeconfig"])' \
 		"$$state") || exit 1; \
 	rm -rf $(E2E_OUT); \

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster import build_bins
-from tests.cluster.harness import FEATURE_GATES
+from mock_accel import kubebins
+from mock_accel.cluster import FEATURE_GATES
 
 REPO = Path(__file__).resolve().parents[2]
 KIND_DIR = REPO / "tests" / "e2e" / "kind"
@@ -134,7 +134,7 @@ def write_values(mode: str, kernel: str, out: Path) -> subprocess.CompletedProce
 
 
 def render(values: Path, tmp_path: Path) -> list[dict]:
-    helm = build_bins.find_bin("helm")
+    helm = kubebins.find_bin("helm")
     assert helm, "helm is not built: make cluster-bins"
     env = {**os.environ, "HELM_CACHE_HOME": str(tmp_path / "c"),
            "HELM_CONFIG_HOME": str(tmp_path / "f"), "HELM_DATA_HOME": str(tmp_path / "d")}

@@ -13,10 +13,9 @@ import time
 import pytest
 
 from mock_accel.claims import DRA_V1BETA1
-from mock_accel.kube import KubeClient
+from mock_accel.kube import KubeClient, KubeError
 from mock_accel.sim import SimNode
 from mock_accel.slices import build_slices
-from tests.cluster.api import ApiError
 
 from .emulator import KubeletEmulator
 
@@ -79,7 +78,7 @@ class Scenario:
         for obj in reversed(self.cluster_objects):
             try:
                 self.api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
-            except ApiError as err:
+            except KubeError as err:
                 print(f"cleanup: {err}")
 
 
