@@ -29,12 +29,12 @@ import pytest
 
 from mock_accel.controller import SliceController
 from mock_accel.kube import KubeClient, KubeError
+from mock_accel.kubelet import HealthStream, KubeletEmulator, RegisteredPlugin
 from mock_accel.plugin import DriverPlugin, PluginConfig
 from mock_accel.slices import DEFAULT_DRIVER, RESOURCE_SLICES_PATH, build_slices, with_generation
 from mock_accel.sysfs import STATUS_ALLOCATED, SysfsNode
 from mock_accel.uapi import DeviceFile
 from tests.conformance.conftest import KernelBed
-from tests.kubelet.emulator import HealthStream, KubeletEmulator, RegisteredPlugin
 
 NODE_NAME = os.environ.get("NODE_NAME", "")
 NAMESPACE = os.environ.get("MOCK_ACCEL_T2_NAMESPACE", "")

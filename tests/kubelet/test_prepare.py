@@ -13,12 +13,11 @@ import time
 import pytest
 
 from mock_accel.kube import KubeClient
+from mock_accel.kubelet import KubeletEmulator
 from mock_accel.plugin import DRA_V1BETA1
 from mock_accel.sim import SimNode
 from mock_accel.slices import build_slices
 from tests.cluster.api import ApiError
-
-from .emulator import KubeletEmulator
 
 pytestmark = pytest.mark.cluster
 

@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from mock_accel.kubelet import KubeletEmulator, RegistrationRefused
 from mock_accel.plugin import (
     DRA_V1,
     DRA_V1BETA1,
@@ -21,7 +22,6 @@ from mock_accel.plugin import (
 )
 
 from .conftest import DRIVER
-from .emulator import KubeletEmulator, RegistrationRefused
 
 POD_UID = "5f0c3e9a-2b7d-4c1e-9a8f-0123456789ab"
 
