@@ -20,7 +20,7 @@ RESOURCE = "/apis/resource.k8s.io/v1"
 
 
 def kubectl_bin() -> str:
-    from tests.e2e.chart_local import _bin
+    from mock_accel.localnodes import _bin
     return _bin("kubectl")
 
 
