@@ -34,13 +34,13 @@ from .wait import WaitTimeout, wait_until
 
 # %% auto #0
 __all__ = ['REPO', 'CHART', 'CONTAINERFILE', 'KUBELET_REGISTRY', 'CDI_DIRS', 'FIELD_MANAGER', 'FIELD_PATHS', 'LocalInstallError',
-           'helm_bin', 'helm_template', 'parse_api_resources', 'served_kinds', 'apply_objects', 'image_entrypoint',
-           'container_argv', 'container_env', 'host_mounts', 'build_container_root', 'in_container', 'translate_args',
-           'to_host', 'short_dir', 'explicit_defaults', 'pod_kubeconfig', 'token_kubeconfig', 'Process', 'LocalInstall',
-           'pod_container', 'running_status', 'kubelet_registry', 'cdi_dirs', 'host_endpoint', 'as_written',
-           'registered_plugins', 'main']
+           'helm_bin', 'kubectl_bin', 'helm_template', 'parse_api_resources', 'served_kinds', 'apply_objects',
+           'image_entrypoint', 'container_argv', 'container_env', 'host_mounts', 'build_container_root', 'in_container',
+           'translate_args', 'to_host', 'short_dir', 'explicit_defaults', 'pod_kubeconfig', 'token_kubeconfig',
+           'Process', 'LocalInstall', 'pod_container', 'running_status', 'kubelet_registry', 'cdi_dirs',
+           'host_endpoint', 'as_written', 'registered_plugins', 'main']
 
-# %% ../nbs/16_localnodes.ipynb #7f05b1c5
+# %% ../nbs/16_localnodes.ipynb #055f4587
 REPO = Path(mock_accel.__file__).resolve().parent.parent
 CHART = REPO / "chart"
 CONTAINERFILE = REPO / "images" / "driver" / "Containerfile"
@@ -63,6 +63,10 @@ def _bin(name: str) -> str:
 
 def helm_bin() -> str:
     return _bin("helm")
+
+
+def kubectl_bin() -> str:
+    return _bin("kubectl")
 
 
 def _run(argv: list[str], input: str | None = None, timeout: float = 120) -> str:
