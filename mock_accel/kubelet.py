@@ -86,7 +86,7 @@ def _claim_fields(claim: Any) -> tuple[str, str, str]:
 def _unix(path: Path | str) -> str:
     return f"unix://{path}"
 
-# %% ../nbs/15_kubelet.ipynb #43162f24
+# %% ../nbs/15_kubelet.ipynb #aac5eb1e
 class HealthStream:
     """A NodeWatchResources stream read by a thread into a queue of {device: health name}."""
 
@@ -99,19 +99,17 @@ class HealthStream:
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
-# %% ../nbs/15_kubelet.ipynb #12ad9197
-@patch
-def _pump(self: HealthStream) -> None:
-    try:
-        for response in self.call:
-            self.raw.append(response)
-            self.messages.put({d.device.device_name: self.pb2.HealthStatus.Name(d.health)
-                               for d in response.devices})
-    except grpc.RpcError as err:
-        if err.code() != grpc.StatusCode.CANCELLED:
-            self.error = err
-    finally:
-        self.messages.put(None)
+    def _pump(self) -> None:
+        try:
+            for response in self.call:
+                self.raw.append(response)
+                self.messages.put({d.device.device_name: self.pb2.HealthStatus.Name(d.health)
+                                   for d in response.devices})
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                self.error = err
+        finally:
+            self.messages.put(None)
 
 # %% ../nbs/15_kubelet.ipynb #cc379041
 @patch
