@@ -1,7 +1,7 @@
 """NodePrepareResources / NodeUnprepareResources: latency of one claim (p50/p99) and the time
 for 100 concurrent claims -- our node agent vs dra-example-driver's kubelet plugin, both local
 processes with their node's credentials, both driven by the same kubelet emulator
-(tests/kubelet/emulator.py, real gRPC on unix sockets), on claims the real scheduler allocated
+(mock_accel.kubelet, real gRPC on unix sockets), on claims the real scheduler allocated
 against each driver's own slices.
 
 Concurrency is the kubelet's: one call per pod (here: per claim), 100 calls in flight at once.
@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mock_accel.cluster import Cluster
+from mock_accel.kubelet import KubeletEmulator
 from tests.bench import common, peers
 from tests.bench.bench_slices import EXAMPLE_DRIVER, start_example, start_ours
-from tests.kubelet.emulator import KubeletEmulator
 
 
 class System:

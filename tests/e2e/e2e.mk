@@ -1,6 +1,6 @@
 # tests/e2e: the end-to-end notebooks (nbs/e2e/, papermill) and the kind scripts.
 #   make e2e-notebooks   local mode, part of `make test`: a local control plane with 2 nodes, the
-#                        chart installed on it (tests/e2e/chart_local.py), every notebook run;
+#                        chart installed on it (mock_accel.localnodes), every notebook run;
 #                        executed notebooks, pictures and process logs in artifacts/e2e-notebooks
 #   make e2e-kind        kind mode (needs Docker; not part of `make test`): tests/e2e/kind/e2e.sh
 E2E_OUT ?= $(ARTIFACTS)/e2e-notebooks
@@ -15,7 +15,7 @@ TEST_AFTER_PYTEST += e2e-notebooks
 # The trap stops the stand-in kubelet's processes and the control plane on any exit.
 e2e-notebooks: cluster-bins firmware
 	@work=$$(mktemp -d /tmp/mock-accel-e2e-XXXXXX); state=$$work/cluster.json; \
-	trap '$(PYTHON) -m tests.e2e.chart_local down --state-file '"$$work"'/install.json \
+	trap '$(PYTHON) -m mock_accel.localnodes down --state-file '"$$work"'/install.json \
 		>/dev/null; $(PYTHON) -m mock_accel.cluster down --state-file '"$$state"' >/dev/null; \
 		rm -rf '"$$work" EXIT; \
 	echo "==> e2e notebooks (local mode): starting the local control plane"; \

@@ -48,7 +48,7 @@ def run(notebooks: list[Path], out: Path, parameters: dict, timeout: float) -> i
     from papermill.exceptions import PapermillExecutionError
 
     out.mkdir(parents=True, exist_ok=True)
-    # the kernels import tests.* and mock_accel from this checkout
+    # the kernels import mock_accel from this checkout
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     logger = logging.getLogger("papermill")

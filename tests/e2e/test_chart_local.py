@@ -1,4 +1,4 @@
-"""The stand-in kubelet of the local e2e mode (tests/e2e/chart_local.py) without a cluster:
+"""The stand-in kubelet of the local e2e mode (mock_accel.localnodes) without a cluster:
 commands, environment, mounts and paths as the rendered chart gives them; and the notebook
 runner stopping at the first failing cell with the executed notebook kept."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import chart_local as cl
+from mock_accel import localnodes as cl
 from tests.e2e.run_notebooks import parse_value, run
 
 POD = {"metadata": {"name": "agent-x", "namespace": "ns", "uid": "1234"},

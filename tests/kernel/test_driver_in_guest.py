@@ -31,12 +31,12 @@ from mock_accel.abi import STATUS_ALLOCATED
 from mock_accel.claims import PluginConfig
 from mock_accel.controller import SliceController
 from mock_accel.kube import KubeClient, KubeError
+from mock_accel.kubelet import HealthStream, KubeletEmulator, RegisteredPlugin
 from mock_accel.plugin import DriverPlugin
 from mock_accel.slices import DEFAULT_DRIVER, RESOURCE_SLICES_PATH, build_slices, with_generation
 from mock_accel.sysfs import SysfsNode
 from mock_accel.uapi import DeviceFile
 from tests.conformance.conftest import KernelBed
-from tests.kubelet.emulator import HealthStream, KubeletEmulator, RegisteredPlugin
 
 NODE_NAME = os.environ.get("NODE_NAME", "")
 NAMESPACE = os.environ.get("MOCK_ACCEL_T2_NAMESPACE", "")

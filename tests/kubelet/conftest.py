@@ -10,11 +10,10 @@ import pytest
 
 from mock_accel.claims import PluginConfig
 from mock_accel.kube import KubeError
+from mock_accel.kubelet import KubeletEmulator
 from mock_accel.plugin import DriverPlugin
 from mock_accel.sim import SimConfig, SimNode
 from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
-
-from .emulator import KubeletEmulator
 
 DRIVER = "mock-accel.example.com"
 

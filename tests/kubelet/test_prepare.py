@@ -14,10 +14,9 @@ import pytest
 
 from mock_accel.claims import DRA_V1BETA1
 from mock_accel.kube import KubeClient, KubeError
+from mock_accel.kubelet import KubeletEmulator
 from mock_accel.sim import SimNode
 from mock_accel.slices import build_slices
-
-from .emulator import KubeletEmulator
 
 pytestmark = pytest.mark.cluster
 

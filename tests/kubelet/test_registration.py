@@ -14,9 +14,9 @@ import pytest
 
 from mock_accel.claims import DRA_V1, DRA_V1BETA1, registration_socket_name
 from mock_accel.health import HEALTH_V1, HEALTH_V1ALPHA1
+from mock_accel.kubelet import KubeletEmulator, RegistrationRefused
 
 from .conftest import DRIVER
-from .emulator import KubeletEmulator, RegistrationRefused
 
 POD_UID = "5f0c3e9a-2b7d-4c1e-9a8f-0123456789ab"
 

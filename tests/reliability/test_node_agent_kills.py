@@ -35,9 +35,9 @@ from mock_accel.cdi import CdiRegistry
 from mock_accel.claims import CRASH_EXIT_CODE, CRASH_POINTS
 from mock_accel.demo import Demo, DemoClaim
 from mock_accel.kube import KubeClient
+from mock_accel.kubelet import KubeletEmulator, RegisteredPlugin
 from mock_accel.sim import SimConfig, SimNode
 from tests.e2e.test_restart import DRIVER, Agent, allocated
-from tests.kubelet.emulator import KubeletEmulator, RegisteredPlugin
 
 pytestmark = pytest.mark.cluster
 ITERATIONS = int(os.environ.get("MOCK_ACCEL_RELIABILITY_ITERATIONS", "100"))
