@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs import build
+from tools.docs import build
+
+pytestmark = pytest.mark.docs
 
 OUT = build.ROOT / "artifacts" / "docs-screenshots"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
@@ -50,9 +52,7 @@ def e2e_page() -> str:
     notebooks = [nb for nb in build.source_notebooks() if build.needs_cluster(nb)]
     if not notebooks:
         pytest.skip("no e2e notebook in nbs/")
-    from tests.docs.test_site import page_of
-
-    return page_of(notebooks[0])
+    return build.page_of(notebooks[0])
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -1,7 +1,7 @@
 """Build the documentation site into _docs/ from the notebooks in nbs/, offline.
 
-    python -m tests.docs.build                     # quarto when installed, else Sphinx
-    python -m tests.docs.build --renderer sphinx   # force the offline renderer
+    python -m tools.docs.build                     # quarto when installed, else Sphinx
+    python -m tools.docs.build --renderer sphinx   # force the offline renderer
 
 1. execute  Every notebook of nbs/ runs in its own folder, as `nbdev_test` runs it, after nbdev's
             `add_show_docs` put a `show_doc` cell after each exported definition (so signatures
@@ -67,6 +67,12 @@ def source_notebooks() -> list[Path]:
             continue
         found.append(path)
     return found
+
+
+def page_of(notebook: Path) -> str:
+    """The page nbdev names for a notebook (number prefix dropped): nbs/01_sysfs → sysfs.html."""
+    from nbdev.doclinks import _nbpath2html
+    return _nbpath2html(notebook.relative_to(NBS)).name
 
 
 def directives(source: str) -> dict[str, str]:
@@ -421,7 +427,7 @@ def api_page(modules: list[tuple[str, str, str, dict]], link: str = ".ipynb",
     """The API reference: each exported name of each module, its signature and the first
     sentence of its docstring, as nbdev's show_doc rendered them, linked to its page (`link`:
     `.ipynb` for Sphinx, `.html` for quarto)."""
-    from tests.docs.slugs import heading_slug
+    from tools.docs.slugs import heading_slug
 
     parts = ["# API reference", "",
              f"{summary}Every name `mock_accel` exports, with the signature and the first "
@@ -573,7 +579,7 @@ def build(renderer: str = "auto", jobs: int = 2) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.docs.build",
+    parser = argparse.ArgumentParser(prog="python -m tools.docs.build",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--renderer", choices=["auto", "quarto", "sphinx"], default="auto",
                         help="auto: quarto when installed (nbdev_docs), else Sphinx")

@@ -1,4 +1,4 @@
-"""Sphinx configuration of the offline docs site (tests/docs/build.py renders with it when
+"""Sphinx configuration of the offline docs site (tools/docs/build.py renders with it when
 quarto is absent). The sources are nbdev's processed notebooks, already executed."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ myst_heading_anchors = 4
 # a notebook may go from its title straight to a show_doc heading (H1 → H3): not an error
 suppress_warnings = ["myst.header"]
 sys.path.insert(0, str(ROOT))
-myst_heading_slug_func = "tests.docs.slugs.heading_slug"  # nbdev's anchors
+myst_heading_slug_func = "tools.docs.slugs.heading_slug"  # nbdev's anchors
 
 html_theme = "furo"
 html_title = f"{project} {version}"

@@ -1,4 +1,4 @@
-# The documentation site: `make docs` builds _docs/ from the notebooks (offline: quarto when
+# The documentation site (tools/docs/build.py): `make docs` builds _docs/ from the notebooks (offline: quarto when
 # installed, else Sphinx); `make test-docs` builds it and checks it (pages, links, images, no
 # directive text, screenshots in Chromium into artifacts/docs-screenshots/) and packs it as
 # artifacts/docs-site.tar.gz, what CI publishes (_docs/ is never committed). It runs last in
@@ -8,7 +8,7 @@
 .PHONY: docs test-docs
 
 docs:
-	$(PYTHON) -m tests.docs.build
+	$(PYTHON) -m tools.docs.build
 
 test-docs: docs
 	@echo "==> checking the docs site (tests/docs)"

@@ -1,8 +1,8 @@
 """Render README.md from nbs/index.ipynb (nbdev_readme needs quarto, which cannot be installed
 here). Markdown cells are copied; code cells become fenced Python blocks.
 
-    python -m tests.readme           # write README.md
-    python -m tests.readme --check   # exit 1 when README.md is out of date
+    python -m tools.readme           # write README.md
+    python -m tools.readme --check   # exit 1 when README.md is out of date
 """
 from __future__ import annotations
 
