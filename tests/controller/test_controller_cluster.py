@@ -18,6 +18,7 @@ from mock_accel.controller import SliceController
 from mock_accel.kube import KubeClient
 from mock_accel.sim import SimConfig, SimNode
 from mock_accel.slices import DEFAULT_DRIVER
+from mock_accel.wait import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -103,16 +104,6 @@ def allocation(api, namespace: str, name: str) -> list[dict]:
     return ((c.get("status") or {}).get("allocation") or {}).get("devices", {}).get("results", [])
 
 
-def wait_until(predicate, timeout: float, what: str) -> float:
-    """Poll quickly; returns the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-
 # ----------------------------------------------------------------------------- tests
 
 def test_publish_accepted_then_no_write_when_unchanged(publish, api):
@@ -178,12 +169,16 @@ def test_run_reacts_within_a_second(publish):
     worker = threading.Thread(target=node.controller.run, args=(stop,), daemon=True)
     worker.start()
     try:
-        wait_until(lambda: len(node.slices()) == 1, 10, "the first publication")
+        wait_until(lambda: len(node.slices()) == 1, 10, "the first publication", interval=0.05)
         node.sim.set_numvfs("mock0", 2)
-        took_vfs = wait_until(lambda: "mock0-vf1" in node.devices(), 5, "the VFs to appear")
+        started = time.monotonic()
+        wait_until(lambda: "mock0-vf1" in node.devices(), 5, "the VFs to appear", interval=0.05)
+        took_vfs = time.monotonic() - started
         node.sim.inject_fault("mock2")
-        took_fault = wait_until(lambda: node.devices()["mock2"].get("taints"), 5,
-                                "the taint to appear")
+        started = time.monotonic()
+        wait_until(lambda: node.devices()["mock2"].get("taints"), 5, "the taint to appear",
+                   interval=0.05)
+        took_fault = time.monotonic() - started
         print(f"VFs published after {took_vfs:.2f}s, fault after {took_fault:.2f}s")
         assert took_vfs < 1.5 and took_fault < 1.5
         writes = node.client.writes
@@ -212,7 +207,7 @@ def test_stale_slices_of_deleted_nodes_are_removed(cluster, publish):
     swept = ghost.controller.delete_stale_nodes()
     assert swept >= 1  # the ghost's slice, and the doomed node's unless the GC was faster
     wait_until(lambda: not doomed.slices() and not ghost.slices(), 30,
-               "slices of deleted nodes to go")
+               "slices of deleted nodes to go", interval=0.05)
     assert len(keeper.slices()) == 1
 
 

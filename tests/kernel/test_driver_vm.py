@@ -1,10 +1,10 @@
 """T2: the controller's builder and the node agent inside the QEMU guest, on the real module's
 sysfs and /dev, against the real control plane of tests/cluster running on the host.
 
-One boot: the guest reaches the host's kube-apiserver at its own 127.0.0.1:<port> (tests/vm
+One boot: the guest reaches the host's kube-apiserver at its own 127.0.0.1:<port> (tests/harness/vm
 `host_ports`: restricted QEMU user networking + guestfwd, nothing else reachable), with the
 node's credentials for the controller and the plugin and admin credentials for the test's
-DeviceClass/claim/pod. The guest half is tests/kernel/test_driver_in_guest.py.
+DeviceClass/claim/pod. The guest half is tests/kernel/guest/test_driver_in_guest.py.
 """
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ import pytest
 import yaml
 
 from tests.cluster.fixtures import cluster  # noqa: F401 - the session control plane
-from tests.vm import dmesg_problems, run_in_guest
+from tests.harness import locate
+from tests.harness.vm import dmesg_problems, run_in_guest
 
-REPO = Path(__file__).resolve().parent.parent
-KO = Path(os.environ.get("MOCK_ACCEL_KO", REPO / "kmod" / "mock-accel.ko"))
-FIRMWARE = Path(os.environ.get("MOCK_ACCEL_FIRMWARE_DIR", REPO / "firmware"))
-GUEST_TEST = "tests/kernel/test_driver_in_guest.py"
+GUEST_TEST = "tests/kernel/guest/test_driver_in_guest.py"
 RES = "resource.k8s.io/v1"
 
 pytestmark = [pytest.mark.vm, pytest.mark.cluster]
@@ -37,8 +35,8 @@ def _server(kubeconfig: Path) -> str:
 def test_driver_on_the_real_module_against_the_real_control_plane(cluster):  # noqa: F811
     if os.environ.get("MOCK_ACCEL_IN_GUEST"):
         pytest.skip("already inside the guest")
-    missing = [str(p) for p in (KO, FIRMWARE / "mock-accel-wordlist.txt") if not p.exists()]
-    assert not missing, f"build them first (make kmod firmware): {missing}"
+    ko, firmware = locate.ko(), locate.firmware_dir()
+    locate.require(ko, locate.wordlist())
 
     port = cluster.ports["apiserver"]
     (node,) = cluster.create_nodes(1, prefix="t2vm")
@@ -51,10 +49,10 @@ def test_driver_on_the_real_module_against_the_real_control_plane(cluster):  # n
     try:
         result = run_in_guest(
             [sys.executable, "-m", "pytest", "-q", "-rfE", "-s", GUEST_TEST],
-            env={"MOCK_ACCEL_KO": str(KO), "KUBECONFIG": str(node_kubeconfig),
+            env={"MOCK_ACCEL_KO": str(ko), "KUBECONFIG": str(node_kubeconfig),
                  "MOCK_ACCEL_ADMIN_KUBECONFIG": str(admin_kubeconfig), "NODE_NAME": node,
                  "MOCK_ACCEL_T2_NAMESPACE": namespace},
-            firmware_dir=FIRMWARE, host_ports=[port], timeout=1500,
+            firmware_dir=firmware, host_ports=[port], timeout=1500,
             output_stream=sys.stdout)
     finally:
         leftovers = cluster.api.list(RES, "ResourceSlice", fieldSelector=f"spec.nodeName={node}")

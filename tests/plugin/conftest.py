@@ -12,8 +12,7 @@ from mock_accel.kube import KubeError
 from mock_accel.plugin import DriverPlugin, PluginConfig
 from mock_accel.sim import SimConfig, SimNode
 from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
-
-from .emulator import KubeletEmulator
+from tests.kubelet.emulator import KubeletEmulator
 
 DRIVER = "mock-accel.example.com"
 

@@ -17,8 +17,7 @@ from mock_accel.plugin import DRA_V1BETA1
 from mock_accel.sim import SimNode
 from mock_accel.slices import build_slices
 from tests.cluster.api import ApiError
-
-from .emulator import KubeletEmulator
+from tests.kubelet.emulator import KubeletEmulator
 
 pytestmark = pytest.mark.cluster
 

@@ -19,9 +19,9 @@ from mock_accel.plugin import (
     HEALTH_V1ALPHA1,
     registration_socket_name,
 )
+from tests.kubelet.emulator import KubeletEmulator, RegistrationRefused
 
 from .conftest import DRIVER
-from .emulator import KubeletEmulator, RegistrationRefused
 
 POD_UID = "5f0c3e9a-2b7d-4c1e-9a8f-0123456789ab"
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tests.vm run [options] -- COMMAND...`` / ``shell``.
+"""Command line: ``python -m tests.harness.vm run [options] -- COMMAND...`` / ``shell``.
 
 Exit status is the guest command's; 124 if the guest timed out, 125 for any
 other harness/guest failure (crash, insmod failure, missing kernel...).
@@ -10,12 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import locate
 from .errors import GuestError, GuestTimeout
 from .guest import REPO_ROOT, run_in_guest, run_interactive
 
 EXIT_TIMEOUT = 124
 EXIT_HARNESS_ERROR = 125
-DEFAULT_FIRMWARE_DIR = REPO_ROOT / "firmware"
+DEFAULT_FIRMWARE_DIR = locate.firmware_dir()
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -53,7 +54,7 @@ def _add_guest_options(parser: argparse.ArgumentParser) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.vm",
+        prog="python -m tests.harness.vm",
         description="Run commands in a throw-away QEMU (TCG) guest that sees "
                     "the host root read-only.")
     commands = parser.add_subparsers(dest="action", required=True)

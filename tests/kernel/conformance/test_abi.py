@@ -16,8 +16,9 @@ from mock_accel.sysfs import (
     WRITE_ONLY_ATTRIBUTES,
     AttributeWriteError,
 )
-
-from .conftest import LoadError
+from tests.harness import locate
+from tests.harness.beds import LoadError
+from tests.harness.words import assert_words, word_counts
 
 GiB = 2**30
 
@@ -36,27 +37,9 @@ def snapshot(node):
     return inventory.devices
 
 
-def word_counts(phrase: str, wordlist: set[str]) -> set[int]:
-    """How many wordlist words `phrase` can be split into (EFF words such as `yo-yo` contain the
-    separator, so a phrase may split more than one way); empty when it cannot be split at all."""
-    parts = phrase.split("-")
-    counts: list[set[int]] = [set() for _ in range(len(parts) + 1)]
-    counts[0].add(0)
-    for end in range(1, len(parts) + 1):
-        for start in range(end):
-            if counts[start] and "-".join(parts[start:end]) in wordlist:
-                counts[end] |= {n + 1 for n in counts[start]}
-    return counts[-1]
-
-
-def assert_words(phrase: str, count: int, wordlist: set[str]) -> None:
-    assert count in word_counts(phrase, wordlist), f"{phrase!r} is not {count} wordlist words"
-
-
 @pytest.fixture(scope="session")
 def wordlist() -> set[str]:
-    from .conftest import firmware_dir
-    return set((firmware_dir() / "mock-accel-wordlist.txt").read_text().split())
+    return set(locate.wordlist().read_text().split())
 
 
 # -- topology --------------------------------------------------------------------------------

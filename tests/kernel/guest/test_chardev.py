@@ -23,10 +23,11 @@ from mock_accel.uapi import (
     PassphraseArg,
     _ior,
 )
-from tests.conformance.conftest import MODULE_NAME, firmware_dir
-from tests.conformance.test_abi import assert_words
+from tests.harness import locate
+from tests.harness.beds import MODULE_NAME
+from tests.harness.words import assert_words
 
-WORDS = set((firmware_dir() / "mock-accel-wordlist.txt").read_text().split())
+WORDS = set(locate.wordlist().read_text().split())
 
 
 def kernel_log() -> str:

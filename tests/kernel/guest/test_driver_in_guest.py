@@ -1,8 +1,8 @@
 """T2, the guest half: the slice controller and the kubelet plugin on the REAL module's sysfs and
 /dev, talking to the REAL control plane of tests/cluster that runs on the host.
 
-Started by tests/test_driver_vm.py, which boots the guest with the API server's port forwarded
-(`run_in_guest(host_ports=[port])`: the host's 127.0.0.1:<port> is the guest's) and sets
+Started by tests/kernel/test_driver_vm.py, which boots the guest with the API server's port
+forwarded (`run_in_guest(host_ports=[port])`: the host's 127.0.0.1:<port> is the guest's) and sets
   KUBECONFIG                    the node's kubeconfig (system:node:<NODE_NAME>): controller, plugin
   MOCK_ACCEL_ADMIN_KUBECONFIG   an admin kubeconfig: DeviceClass, claim, pod, checks
   NODE_NAME                     the Node object this guest stands for
@@ -12,8 +12,8 @@ Started by tests/test_driver_vm.py, which boots the guest with the API server's 
 The tests run in file order and share one module load, one controller, one plugin and one claim:
 publish -> the scheduler allocates -> NodePrepareResources over gRPC marks the status register
 -> a fault shows in the health stream and as a slice taint -> NodeUnprepareResources frees it.
-Without that environment (e.g. `pytest tests/kernel` from tests/test_kernel_vm.py) nothing here
-is collected: the class below sets `__test__` from it.
+Without that environment (e.g. `pytest tests/kernel/guest` from tests/kernel/test_kernel_vm.py)
+nothing here is collected: the class below sets `__test__` from it.
 """
 from __future__ import annotations
 
@@ -21,9 +21,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,7 +32,8 @@ from mock_accel.plugin import DriverPlugin, PluginConfig
 from mock_accel.slices import DEFAULT_DRIVER, RESOURCE_SLICES_PATH, build_slices, with_generation
 from mock_accel.sysfs import STATUS_ALLOCATED, SysfsNode
 from mock_accel.uapi import DeviceFile
-from tests.conformance.conftest import KernelBed
+from mock_accel.wait import wait_until
+from tests.harness.beds import KernelBed
 from tests.kubelet.emulator import HealthStream, KubeletEmulator, RegisteredPlugin
 
 NODE_NAME = os.environ.get("NODE_NAME", "")
@@ -47,18 +47,6 @@ RES = "/apis/resource.k8s.io/v1"
 PAUSE = "registry.k8s.io/pause:3.10"
 TIMEOUT = 120.0          # TCG: every step is slow; the host's scheduler is not
 TAINT_KEY = f"{DEFAULT_DRIVER}/unhealthy"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = TIMEOUT,
-             interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 class World:
@@ -181,14 +169,15 @@ class TestDriverOnTheRealModule:
             claim = admin.get(f"{RES}/namespaces/{NAMESPACE}/resourceclaims/t2")
             return claim if (claim.get("status") or {}).get("allocation") else None
 
-        world.claim = wait_for("the scheduler to allocate claim t2", allocated)
+        world.claim = wait_until(allocated, TIMEOUT, "the scheduler to allocate claim t2",
+                                 interval=0.5)
         world.timings["allocation"] = time.monotonic() - started
         (result,) = world.claim["status"]["allocation"]["devices"]["results"]
         assert (result["driver"], result["pool"]) == (DEFAULT_DRIVER, NODE_NAME)
         assert result["device"] in world.sysfs.names()
         world.device = result["device"]
-        pod = wait_for("the pod to be bound", lambda: admin.get(
-            f"/api/v1/namespaces/{NAMESPACE}/pods/t2")["spec"].get("nodeName"))
+        pod = wait_until(lambda: admin.get(f"/api/v1/namespaces/{NAMESPACE}/pods/t2")["spec"]
+                         .get("nodeName"), TIMEOUT, "the pod to be bound", interval=0.5)
         assert pod == NODE_NAME
 
     def test_prepare_over_grpc_marks_the_real_status_register(self, world: World) -> None:
