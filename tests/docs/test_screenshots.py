@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import locate
 from tools.docs import build
 
 pytestmark = pytest.mark.docs
 
-OUT = build.ROOT / "artifacts" / "docs-screenshots"
+OUT = locate.artifacts() / "docs-screenshots"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 
 
