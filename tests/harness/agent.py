@@ -13,7 +13,7 @@ from pathlib import Path
 from mock_accel.demo import prepare_over_grpc
 from mock_accel.plugin import CRASH_POINT_ENV, PluginConfig
 from mock_accel.sim import SimNode
-from mock_accel.wait import WaitTimeout, wait_until
+from mock_accel.wait import wait_until
 
 DRIVER = "mock-accel.example.com"
 
@@ -41,11 +41,9 @@ class Agent:
                    "--cdi-dir", str(self.config.cdi_dir)]
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-        try:
-            wait_until(self._serving_or_dead, 30, "the node agent to serve", interval=0.1)
-        except WaitTimeout:
-            pass
-        if not self.serving():
+        wait_until(self._serving_or_dead, 30, "the node agent to serve", interval=0.1,
+                   describe=lambda: f"its log:\n{self.log.read_text()[-3000:]}")
+        if not self.serving():  # it exited
             raise AssertionError(f"node agent did not start:\n{self.log.read_text()[-3000:]}")
 
     def _serving_or_dead(self) -> bool:
