@@ -61,13 +61,13 @@ checkpatch:
 export:
 	nbdev_export
 	nbdev_clean
-	$(PYTHON) -m tests.readme
+	$(PYTHON) -m tools.readme
 
 # Fails when the committed package, notebooks or README differ from what the notebooks give.
 check-export:
 	@echo "==> checking mock_accel/, nbs/ and README.md are in sync"
 	@before=$$(git status --porcelain -- mock_accel nbs README.md); \
-	nbdev_export && nbdev_clean && $(PYTHON) -m tests.readme --check || exit 1; \
+	nbdev_export && nbdev_clean && $(PYTHON) -m tools.readme --check || exit 1; \
 	$(PYTHON) -m mock_accel.proto_build --check || exit 1; \
 	after=$$(git status --porcelain -- mock_accel nbs README.md); \
 	if [ "$$before" != "$$after" ]; then \
@@ -79,15 +79,16 @@ test-nbs:
 	nbdev_test --path nbs --flags ''
 
 lint:
-	$(PYTHON) -m ruff check mock_accel tests
+	$(PYTHON) -m ruff check mock_accel tests tools
 
 include mk/cluster.mk
-# Each concern brings its own make fragment (chart checks, e2e notebooks, docs, benchmarks).
+# Each concern brings its own make fragment (chart checks, e2e notebooks, benchmarks under
+# tests/, the docs site under tools/).
 # A fragment appends the targets `make test` runs after pytest to TEST_AFTER_PYTEST, and
 # those that need their results (the docs site, built from executed notebooks) to TEST_LAST.
 TEST_AFTER_PYTEST :=
 TEST_LAST :=
--include $(sort $(wildcard tests/*/*.mk))
+-include $(sort $(wildcard tests/*/*.mk tools/*/*.mk))
 
 
 pytest:
@@ -115,7 +116,7 @@ demo: deps
 demo-kernel: deps
 	$(MAKE) firmware kmod
 	@echo "==> booting the guest and loading mock-accel (2 NUMA nodes, 2 VFs per PF)"
-	$(PYTHON) -m tests.vm run --ko $(KO) --modparams "num_vfs=2" --firmware-dir firmware -- \
+	$(PYTHON) -m tests.harness.vm run --ko $(KO) --modparams "num_vfs=2" --firmware-dir firmware -- \
 		python3 -m mock_accel.inventory --passphrase 6
 
 clean:

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from tests.bench import common
+from tests.harness import locate
 
 MARKER = "@@bench-kernel@@"
 ALPHA = 0.001
@@ -140,8 +141,8 @@ def sim_measure(draws: int, seconds: float, wordlist: Path) -> dict:
 
 
 def vm_measure(draws: int, seconds: float, wordlist: Path) -> dict:
-    from tests.vm import run_in_guest
-    ko = common.REPO / "kmod" / "mock-accel.ko"
+    from tests.harness.vm import run_in_guest
+    ko = locate.ko()
     if not ko.exists():
         raise SystemExit(f"{ko} is missing: run `make kmod firmware` first")
     result = run_in_guest([sys.executable, "-m", "tests.bench.bench_kernel", "--guest",
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict | int:
     parser.add_argument("--draws", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--wordlist", type=Path,
-                        default=common.REPO / "firmware" / "mock-accel-wordlist.txt")
+                        default=locate.wordlist())
     args = parser.parse_args(argv)
     quick = common.quick()
     args.draws = args.draws or (20_000 if quick else 500_000)

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mock_accel.cluster import Cluster
+from mock_accel.wait import wait_until
 from tests.bench import common, peers
 from tests.bench.bench_slices import EXAMPLE_DRIVER, start_example, start_ours
 
@@ -135,7 +136,7 @@ def scale(cluster: Cluster, work: Path, n_nodes: int, n_workers: int, samples: i
         for p in sample_procs:
             driver = common.DRIVER if p.name.startswith("ours") else EXAMPLE_DRIVER
             node = p.name.split("-", 1)[1]
-            common.wait_for(lambda d=driver, n=node: sum(
+            wait_until(lambda d=driver, n=node: sum(
                 len(s["spec"].get("devices") or []) for s in api.list(
                     common.RES, "ResourceSlice")
                 if s["spec"].get("nodeName") == n and s["spec"]["driver"] == d) == DEVICES,
@@ -289,7 +290,7 @@ def schedule(cluster: Cluster, work: Path, n_nodes: int, n_claims: int) -> list[
         for i in range(n_claims):       # clean up before the next layout
             api.delete("v1", "Pod", f"{cls}-{i}", ns, grace_period=0)
             api.delete(common.RES, "ResourceClaim", f"{cls}-{i}", ns)
-        common.wait_for(lambda prefix=cls + "-": not [
+        wait_until(lambda prefix=cls + "-": not [
             c for c in api.list(common.RES, "ResourceClaim", ns)
             if c["metadata"]["name"].startswith(prefix)],
                         120, "claims gone", interval=0.5)

@@ -12,7 +12,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from mock_accel.wait import wait_until
+from tests.harness import locate
+
+REPO = locate.REPO
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DRIVER = "mock-accel.example.com"
 RES = "resource.k8s.io/v1"
@@ -26,8 +29,7 @@ def quick() -> bool:
 
 
 def artifacts_dir() -> Path:
-    root = Path(os.environ.get("MOCK_ACCEL_ARTIFACTS", REPO / "artifacts"))
-    out = root / "bench"
+    out = locate.artifacts() / "bench"
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -171,17 +173,6 @@ def tail(path: Path, n: int = 30) -> str:
         return ""
 
 
-def wait_for(fn: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
 def mock_accel_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "mock_accel.cli", *args]
 
@@ -308,16 +299,13 @@ class SliceWatch:
                 for d in s["spec"].get("devices") or []}
 
     def wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> float:
-        """Block until predicate() holds (re-checked on every event); monotonic time it held."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
+        """Block until predicate() holds; the monotonic time of the watch event it held after."""
+        def held() -> float | None:
+            with self.cond:
                 if predicate():
                     return self.events[-1][0] if self.events else time.monotonic()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-                self.cond.wait(min(left, 0.5))
+            return None
+        return wait_until(held, timeout, what, interval=0.01)
 
     def count(self, since: float, driver: str | None = None, node: str | None = None) -> int:
         """Events (ADDED/MODIFIED/DELETED = stored writes) after `since`."""

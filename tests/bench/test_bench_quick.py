@@ -11,6 +11,8 @@ import pytest
 
 from tests.bench import bench_kernel, common, report
 
+pytestmark = pytest.mark.bench
+
 
 def test_percentile_matches_linear_interpolation():
     values = [5.0, 1.0, 3.0, 2.0, 4.0]

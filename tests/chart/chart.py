@@ -13,10 +13,11 @@ from pathlib import Path
 import yaml
 
 from mock_accel import kubebins
+from tests.harness import locate
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = locate.REPO
 CHART = REPO / "chart"
-WORDLIST = REPO / "firmware" / "mock-accel-wordlist.txt"
+WORDLIST = locate.wordlist()
 _SYMLINK_NOTE = re.compile(r"^walk\.go:\d+: found symbolic link in path: .*$\n?", re.M)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
-from tests.docs import build
+from tools.docs import build
 
 SITE = build.SITE
 

@@ -1,11 +1,11 @@
-"""The pieces of the docs build (tests/docs/build.py), on small notebooks: no site needed."""
+"""The pieces of the docs build (tools/docs/build.py), on small notebooks: no site needed."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from tests.docs import build
+from tools.docs import build
 
 
 def cell(kind: str, source: str, **extra) -> dict:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mock_accel.kube import KubeClient, KubeError
-from tests.docs import build
+from tools.docs import build
 
 pytestmark = pytest.mark.cluster
 

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs import build
+from tests.harness import locate
+from tools.docs import build
 
-OUT = build.ROOT / "artifacts" / "docs-screenshots"
+pytestmark = pytest.mark.docs
+
+OUT = locate.artifacts() / "docs-screenshots"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 
 
@@ -50,9 +53,7 @@ def e2e_page() -> str:
     notebooks = [nb for nb in build.source_notebooks() if build.needs_cluster(nb)]
     if not notebooks:
         pytest.skip("no e2e notebook in nbs/")
-    from tests.docs.test_site import page_of
-
-    return page_of(notebooks[0])
+    return build.page_of(notebooks[0])
 
 
 @pytest.mark.parametrize("width", WIDTHS)

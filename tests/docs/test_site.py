@@ -11,24 +11,21 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from nbdev.doclinks import _nbpath2html
 
-from tests.docs import build
+from tools.docs import build
 
-
-def page_of(notebook: Path) -> str:
-    """The page nbdev names for a notebook (number prefix dropped): nbs/04_sysfs → sysfs.html."""
-    return _nbpath2html(notebook.relative_to(build.NBS)).name
+pytestmark = pytest.mark.docs
 
 
 def test_every_notebook_has_a_page(pages):
     notebooks = build.source_notebooks()
     assert len(notebooks) >= 16
-    missing = [str(nb.relative_to(build.ROOT)) for nb in notebooks if page_of(nb) not in pages]
+    missing = [str(nb.relative_to(build.ROOT)) for nb in notebooks
+               if build.page_of(nb) not in pages]
     assert not missing, f"notebooks without a page: {missing}"
     for nb in notebooks:
-        page = pages[page_of(nb)]
-        assert len(page.h1) == 1 and page.h1[0].strip(" ¶"), (page_of(nb), page.h1)
+        page = pages[build.page_of(nb)]
+        assert len(page.h1) == 1 and page.h1[0].strip(" ¶"), (build.page_of(nb), page.h1)
 
 
 def test_internal_links_and_assets_resolve(site, pages):
@@ -92,7 +89,7 @@ def test_exported_code_shown_only_through_show_doc(pages):
     """An `#| export` cell's code is not on the page; its definitions are, by show_doc."""
     for notebook in build.source_notebooks():
         nb = json.loads(notebook.read_text())
-        text = pages[page_of(notebook)].text
+        text = pages[build.page_of(notebook)].text
         lines = {line.strip() for line in text.splitlines()}
         for cell in nb["cells"]:
             source = "".join(cell["source"])
@@ -128,7 +125,7 @@ def test_api_page_lists_every_exported_name(pages):
         names = [n for n in getattr(namespace, "__all__", []) if inspect.isfunction(
             getattr(namespace, n)) or inspect.isclass(getattr(namespace, n))]
         missing += [f"{module}.{n}" for n in names if not re.search(rf"\b{n}\b", api.text)]
-        assert any(link.startswith(page_of(notebook) + "#") for link in api.links), module
+        assert any(link.startswith(build.page_of(notebook) + "#") for link in api.links), module
     assert modules >= 10 and not missing, (modules, missing)
 
 
@@ -168,7 +165,7 @@ def e2e_notebooks() -> list[Path]:
 def test_e2e_pages_show_the_executed_notebooks(pages, notebook):
     """The page of an e2e notebook shows papermill's executed copy — every table and plot —
     or says plainly that the notebook was not run for this build."""
-    page = pages[page_of(notebook)]
+    page = pages[build.page_of(notebook)]
     rel = str(notebook.relative_to(build.NBS))
     origin = json.loads((build.WORK / "origin.json").read_text())[rel]
     if origin == "not run":

@@ -1,13 +1,12 @@
 """The real scheduler allocates our published devices; our plugin prepares and frees them."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from mock_accel.demo import SCENARIO, DemoClaim
 from mock_accel.sim import SimConfig
 from mock_accel.slices import parse_quantity  # noqa: F401  (import check: the builder is present)
+from mock_accel.wait import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -23,15 +22,6 @@ def devices_of(demo, claim: str) -> list:
 def allocated_names(demo) -> set[tuple[str, str]]:
     return {(node_name, d.name) for node_name, node in demo.nodes.items()
             for d in node.sim.discover() if d.allocated}
-
-
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_demo_scenario_end_to_end(driver_demo):
@@ -96,7 +86,7 @@ def test_unhealthy_device_is_avoided(driver_demo):
         slices = demo.client.list("/apis/resource.k8s.io/v1/resourceslices",
                                   field_selector=f"spec.nodeName={node.name}")
         return any(d.get("taints") for s in slices for d in s["spec"].get("devices", []))
-    wait_until(tainted, 5, "the controller to publish the taint")
+    wait_until(tainted, 5, "the controller to publish the taint", interval=0.2)
     demo.submit(["first"])
     demo.wait_for_scheduler()
     demo.prepare()

@@ -7,25 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mock_accel.kube import KubeClient
 from mock_accel.sim import SimConfig, SimNode
+from mock_accel.wait import wait_until
 
 pytestmark = pytest.mark.cluster
 SLICES = "/apis/resource.k8s.io/v1/resourceslices"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_controller_command(cluster, tmp_path):
@@ -41,10 +31,11 @@ def test_controller_command(cluster, tmp_path):
         def devices():
             items = client.list(SLICES, field_selector=f"spec.nodeName={node_name}")
             return [d for s in items for d in s["spec"].get("devices", [])]
-        assert sorted(d["name"] for d in wait_for(devices, 20, "slices")) == ["mock0", "mock1"]
+        published = wait_until(devices, 20, "slices", interval=0.2)
+        assert sorted(d["name"] for d in published) == ["mock0", "mock1"]
         sim.inject_fault("mock1")
-        tainted = wait_for(lambda: [d["name"] for d in devices() if d.get("taints")], 5,
-                           "the taint")
+        tainted = wait_until(lambda: [d["name"] for d in devices() if d.get("taints")], 5,
+                             "the taint", interval=0.2)
         assert tainted == ["mock1"]
     finally:
         process.send_signal(signal.SIGTERM)

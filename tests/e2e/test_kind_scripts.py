@@ -16,9 +16,10 @@ import yaml
 
 from mock_accel import kubebins
 from mock_accel.cluster import FEATURE_GATES
+from tests.harness import locate
 
-REPO = Path(__file__).resolve().parents[2]
-KIND_DIR = REPO / "tests" / "e2e" / "kind"
+REPO = locate.REPO
+KIND_DIR = Path(__file__).resolve().parent / "kind"
 SCRIPTS = sorted(KIND_DIR.glob("*.sh"))
 CACHE = Path(os.environ.get("MOCK_ACCEL_KIND_CACHE", Path.home() / ".cache" / "mock-accel"))
 

@@ -5,15 +5,8 @@ The node agent runs as a real process (`mock-accel node-agent`) so it can die fo
 crash points are `MOCK_ACCEL_CRASH_POINT` (see the plugin notebook)."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -21,71 +14,16 @@ import grpc
 import pytest
 
 from mock_accel.cdi import CdiRegistry
-from mock_accel.claims import CRASH_EXIT_CODE, CRASH_POINT_ENV, PluginConfig
+from mock_accel.claims import CRASH_EXIT_CODE
 from mock_accel.controller import SliceController
-from mock_accel.demo import DemoClaim, device_classes, prepare_over_grpc
+from mock_accel.demo import DemoClaim, device_classes
 from mock_accel.kube import KubeClient, KubeError
 from mock_accel.sim import SimConfig, SimNode
+from mock_accel.wait import wait_until
+from tests.harness.agent import DRIVER, Agent, allocated
 
 pytestmark = pytest.mark.cluster
-DRIVER = "mock-accel.example.com"
 RESOURCE = "/apis/resource.k8s.io/v1"
-
-
-class Agent:
-    """`mock-accel node-agent` as a child process on a simulated node."""
-
-    def __init__(self, workdir: Path, node_name: str, kubeconfig: Path, sim: SimNode):
-        self.config = PluginConfig(driver=DRIVER, node_name=node_name,
-                                   plugins_dir=str(workdir / "plugins"),
-                                   registry_dir=str(workdir / "registry"),
-                                   cdi_dir=str(workdir / "cdi"), sysfs_root=str(sim.root))
-        self.kubeconfig, self.log = kubeconfig, workdir / "agent.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, crash_point: str | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k != CRASH_POINT_ENV}
-        if crash_point:
-            env[CRASH_POINT_ENV] = crash_point
-        command = [sys.executable, "-m", "mock_accel.cli", "node-agent", "-v", "3",
-                   "--node-name", self.config.node_name, "--kubeconfig", str(self.kubeconfig),
-                   "--sysfs-root", str(self.config.sysfs_root),
-                   "--plugin-socket-dir", str(self.config.plugin_dir),
-                   "--registry-dir", str(self.config.registry_dir),
-                   "--cdi-dir", str(self.config.cdi_dir)]
-        with open(self.log, "a") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while not self.serving():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"node agent did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def serving(self) -> bool:
-        """The DRA socket accepts connections (a killed agent's stale socket does not)."""
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(self.config.dra_socket))
-            except OSError:
-                return False
-        return True
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def prepare(self, claim: dict, unprepare: bool = False):
-        return prepare_over_grpc(self.config.dra_socket, [claim], unprepare)[
-            claim["metadata"]["uid"]]
-
-    def checkpoint(self) -> dict:
-        path = self.config.checkpoint_path
-        return json.loads(path.read_text())["claims"] if path.exists() else {}
 
 
 @pytest.fixture
@@ -110,13 +48,12 @@ def bed(cluster):
                   demo_claim.manifest(namespace, DRIVER))
     client.create(f"/api/v1/namespaces/{namespace}/pods",
                   demo_claim.pod(namespace, {"mock-accel/restart": "1"}))
-    deadline = time.monotonic() + 30
-    while True:
+
+    def allocated_claim():
         claim = client.get(f"{RESOURCE}/namespaces/{namespace}/resourceclaims/c")
-        if (claim.get("status") or {}).get("allocation"):
-            break
-        assert time.monotonic() < deadline, "the scheduler did not allocate the claim"
-        time.sleep(0.3)
+        return claim if (claim.get("status") or {}).get("allocation") else None
+
+    claim = wait_until(allocated_claim, 30, "the scheduler to allocate the claim", interval=0.3)
     agent = Agent(workdir, node_name, Path(cluster.kubeconfig), sim)
     yield agent, sim, claim
     agent.stop()
@@ -126,10 +63,6 @@ def bed(cluster):
         client.delete(f"{RESOURCE}/resourceslices/{item['metadata']['name']}")
     cluster.delete_node(node_name)
     shutil.rmtree(workdir, ignore_errors=True)
-
-
-def allocated(sim: SimNode) -> list[str]:
-    return [d.name for d in sim.discover() if d.allocated]
 
 
 @pytest.mark.parametrize("point", ["after-mark", "after-cdi", "after-checkpoint"])

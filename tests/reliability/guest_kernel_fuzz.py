@@ -34,6 +34,7 @@ from pathlib import Path
 from mock_accel.abi import IOC_INFO, IOC_PASSPHRASE, IOC_STATUS
 from mock_accel.sysfs import ATTRIBUTES as PARSERS
 from mock_accel.uapi import InfoArg, PassphraseArg
+from tests.harness import locate
 
 CLASS = Path("/sys/class/mock-accel")
 BUS = Path("/sys/bus/mock-accel")
@@ -416,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("MOCK_ACCEL_IN_GUEST") != "1":   # it rmmods and insmods
         parser.error("runs only inside the QEMU guest (see test_kernel_fuzz_vm.py)")
-    ko = os.environ["MOCK_ACCEL_KO"]
+    ko = str(locate.ko())
     fuzz = Fuzz(args.seed, ko, firmware_ok=True)
     started = time.monotonic()
     readers = fuzz.start_readers(args.readers)

@@ -31,6 +31,7 @@ from mock_accel.demo import Demo, DemoClaim, prepare_over_grpc
 from mock_accel.kube import KubeClient
 from mock_accel.sim import SimConfig, SimNode
 from mock_accel.slices import RESOURCE_SLICES_PATH
+from mock_accel.wait import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.cluster
 OUTAGE_SECONDS = float(os.environ.get("MOCK_ACCEL_OUTAGE_SECONDS", "30"))
@@ -87,15 +88,17 @@ class CliController:
 def converged(client: KubeClient, node_name: str, desired, deadline: float) -> float | None:
     """The monotonic time at which the node's slices first match `desired()`, or None."""
     selector = f"spec.nodeName={node_name}"
-    while time.monotonic() < deadline:
-        try:
-            if specs(client.list(RESOURCE_SLICES_PATH, field_selector=selector)) == \
-                    specs(desired()):
-                return time.monotonic()
-        except Exception:  # noqa: BLE001 - the server is coming back
-            pass
-        time.sleep(0.1)
-    return None
+
+    def matches() -> bool:
+        return specs(client.list(RESOURCE_SLICES_PATH, field_selector=selector)) == \
+            specs(desired())
+
+    try:  # any error: the server is coming back
+        wait_until(matches, deadline - time.monotonic(), f"{node_name}'s slices to converge",
+                   ignore=(Exception,))
+    except WaitTimeout:
+        return None
+    return time.monotonic()
 
 
 def specs(slices: list[dict]) -> dict[str, str]:

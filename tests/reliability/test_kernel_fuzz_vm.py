@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.vm import dmesg_problems, run_in_guest
+from tests.harness import locate
+from tests.harness.vm import dmesg_problems, run_in_guest
 
-REPO = Path(__file__).resolve().parents[2]
-KO = Path(os.environ.get("MOCK_ACCEL_KO", REPO / "kmod" / "mock-accel.ko"))
-FIRMWARE = Path(os.environ.get("MOCK_ACCEL_FIRMWARE_DIR", REPO / "firmware"))
 OPS = int(os.environ.get("MOCK_ACCEL_KERNEL_FUZZ_OPS", "10000"))
 
 pytestmark = pytest.mark.vm
@@ -40,13 +37,13 @@ class Lines:
 
 
 def test_kernel_fuzz(seed, progress):
-    missing = [str(p) for p in (KO, FIRMWARE / "mock-accel-wordlist.txt") if not p.exists()]
-    assert not missing, f"build them first (make kmod firmware): {missing}"
+    locate.require(locate.ko(), locate.wordlist())
     show = progress("kernel fuzz", OPS)
     result = run_in_guest(
         [sys.executable, "-m", "tests.reliability.guest_kernel_fuzz", "--seed", str(seed),
          "--ops", str(OPS)],
-        ko=KO, firmware_dir=FIRMWARE, modparams="num_devices=4 total_vfs=4 num_vfs=1",
+        ko=locate.ko(), firmware_dir=locate.firmware_dir(),
+        modparams="num_devices=4 total_vfs=4 num_vfs=1",
         timeout=1200, output_stream=Lines(show))
     summary_lines = [line for line in result.output.splitlines()
                      if line.startswith("@@fuzz-summary ")]

@@ -37,7 +37,8 @@ from mock_accel.demo import Demo, DemoClaim
 from mock_accel.kube import KubeClient
 from mock_accel.kubelet import KubeletEmulator, RegisteredPlugin
 from mock_accel.sim import SimConfig, SimNode
-from tests.e2e.test_restart import DRIVER, Agent, allocated
+from mock_accel.wait import wait_until
+from tests.harness.agent import DRIVER, Agent, allocated
 
 pytestmark = pytest.mark.cluster
 ITERATIONS = int(os.environ.get("MOCK_ACCEL_RELIABILITY_ITERATIONS", "100"))
@@ -156,15 +157,13 @@ def register(agent: Agent) -> tuple[KubeletEmulator, RegisteredPlugin]:
     file, the emulator waits for a socket that accepts)."""
     kubelet = KubeletEmulator(agent.config.registry_dir)
     path = agent.config.registration_socket
-    deadline = time.monotonic() + 10
-    while True:
+
+    def accepts() -> bool:
         with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(path))
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"{path} never accepted a connection"
-                time.sleep(0.02)
+            probe.connect(str(path))
+        return True
+
+    wait_until(accepts, 10, f"{path} to accept a connection", interval=0.02, ignore=(OSError,))
     return kubelet, kubelet.register(path)
 
 
@@ -331,10 +330,8 @@ def test_kubelet_restart_reregisters(bed):
         assert again.prepare([bed.claims[uid]["metadata"]])[uid] == before
         stream = again.watch_health()
         assert set(stream.next(timeout=10)) == {d.name for d in bed.sim.discover()}
-        deadline = time.monotonic() + 5
-        while agent.log.read_text().count("registered with the kubelet") < logged + 2:
-            assert time.monotonic() < deadline, "the plugin did not log the second registration"
-            time.sleep(0.05)
+        wait_until(lambda: agent.log.read_text().count("registered with the kubelet")
+                   >= logged + 2, 5, "the plugin to log the second registration", interval=0.05)
         assert agent.process.poll() is None
         call(bed, again, "unprepare", [uid])
     finally:

@@ -1,0 +1,293 @@
+"""The sysfs ABI of kmod/ABI.md, checked on the simulator and on the real module alike."""
+from __future__ import annotations
+
+import errno
+import re
+
+import pytest
+
+from mock_accel.abi import STATUS_ALLOCATED, STATUS_ERROR, STATUS_READY, WRITE_ONLY_ATTRIBUTES
+from mock_accel.firmware import EFF_LONG_WORDS
+from mock_accel.sim import software_pci_address, software_pcie_root, software_uuid
+from mock_accel.sysfs import ATTRIBUTES, AttributeWriteError
+from tests.harness import locate
+from tests.harness.beds import LoadError
+from tests.harness.words import assert_words, word_counts
+
+GiB = 2**30
+
+
+def refused(action, *codes: int) -> None:
+    """`action` must be refused with one of `codes`, and change nothing."""
+    with pytest.raises(AttributeWriteError) as caught:
+        action()
+    assert caught.value.errno in codes, (
+        f"expected {[errno.errorcode[c] for c in codes]}, got {caught.value}")
+
+
+def snapshot(node):
+    inventory = node.discover()
+    assert not inventory.problems, inventory.problems
+    return inventory.devices
+
+
+@pytest.fixture(scope="session")
+def wordlist() -> set[str]:
+    return set(locate.wordlist().read_text().split())
+
+
+# -- topology --------------------------------------------------------------------------------
+
+def test_default_topology(node):
+    devices = snapshot(node)
+    assert list(devices) == ["mock0", "mock1", "mock2", "mock3"]
+    for index, device in enumerate(devices.values()):
+        assert device.device_type == "pf" and device.physfn is None
+        assert device.numa_node == index % 2
+        assert device.memory_size == 16 * GiB
+        assert device.sriov_totalvfs == 4 and device.sriov_numvfs == 0
+        assert device.status == STATUS_READY and device.health == "ok"
+        assert device.capabilities == 0x3
+        assert (device.fw_version, device.revision) == ("1.0.0", 1)
+        assert device.uuid == software_uuid(index, None)
+        assert device.pci_address == software_pci_address(index, None, index % 2)
+        assert device.pcie_root == software_pcie_root(index % 2)
+        assert device.wordlist_loaded and device.wordlist_size == EFF_LONG_WORDS
+        assert device.passphrase_count == 6
+    assert devices["mock1"].pci_address == "acc1:01:00.0"
+    assert devices["mock0"].uuid == "4d4f434b-0000-4000-8000-000000000000"
+
+
+def test_attribute_files_and_formats(node):
+    node.set_numvfs("mock0", 1)
+    for name, kind in [("mock0", "pf"), ("mock0-vf0", "vf")]:
+        directory = node.class_dir / name
+        present = {p.name for p in directory.iterdir()}
+        expected = {a for a, (_, kinds) in ATTRIBUTES.items() if kind in kinds}
+        expected |= set(WRITE_ONLY_ATTRIBUTES) | {"passphrase", "device"}
+        assert expected <= present, expected - present
+        other_kind_only = {a for a, (_, kinds) in ATTRIBUTES.items() if kind not in kinds}
+        assert not other_kind_only & present
+        assert (directory / "device").is_symlink()
+        for attribute in expected - set(WRITE_ONLY_ATTRIBUTES) - {"device", "passphrase"}:
+            raw = (directory / attribute).read_text()
+            assert raw.endswith("\n") and "\n" not in raw[:-1], (name, attribute, raw)
+    assert re.fullmatch(r"0x[0-9a-f]{8}\n", (node.class_dir / "mock0" / "status").read_text())
+
+
+def test_module_parameters(bed):
+    seed = 0x0123_4567_89AB_CDEF
+    node = bed.load(num_devices=3, numa_nodes=1, memory_size=GiB, total_vfs=2, num_vfs=2,
+                    uuid_seed=seed)
+    devices = snapshot(node)
+    assert list(devices) == ["mock0", "mock0-vf0", "mock0-vf1", "mock1", "mock1-vf0",
+                             "mock1-vf1", "mock2", "mock2-vf0", "mock2-vf1"]
+    assert {d.numa_node for d in devices.values()} == {0}
+    assert devices["mock2"].memory_size == GiB and devices["mock2-vf1"].memory_size == GiB // 2
+    assert devices["mock2-vf1"].uuid == software_uuid(2, 1, seed)
+    assert devices["mock2-vf1"].uuid == "4d4f434b-0002-4002-8123-456789abcdef"
+
+
+def test_numa_node_reaches_the_device_model(node):
+    """The configured node is set on the device when the machine has it (2 nodes here)."""
+    node.new_device(5, 5)
+    node.new_device(6, -1)
+    devices = snapshot(node)
+    for name, configured, placed in [("mock0", 0, 0), ("mock1", 1, 1), ("mock5", 5, -1),
+                                     ("mock6", -1, -1)]:
+        assert devices[name].numa_node == configured
+        assert int((node.class_dir / name / "device" / "numa_node").read_text()) == placed
+    assert devices["mock5"].pci_address == "acc5:05:00.0"
+    assert devices["mock6"].pci_address == "acc0:06:00.0"
+
+
+@pytest.mark.parametrize("params", [dict(total_vfs=65), dict(num_vfs=5), dict(numa_nodes=0),
+                                    dict(num_devices=257), dict(memory_size=0)])
+def test_invalid_module_parameters_refuse_to_load(bed, params):
+    with pytest.raises(LoadError):
+        bed.load(**params)
+
+
+def test_word_counts():
+    words = {"yo-yo", "yo", "drop-down", "down", "drop"}
+    assert word_counts("yo-yo-drop", words) == {2, 3}
+    assert word_counts("drop-down", words) == {1, 2} and word_counts("t-shirt", words) == set()
+
+
+def test_no_devices(bed):
+    node = bed.load(num_devices=0)
+    assert snapshot(node) == {}
+
+
+# -- status ----------------------------------------------------------------------------------
+
+def test_status_read_write(node):
+    assert node.set_allocated("mock2", True) == STATUS_READY | STATUS_ALLOCATED
+    assert node.discover()["mock2"].allocated
+    assert node.set_allocated("mock2", False) == STATUS_READY
+    node.write_attr("mock2", "status", "0x7")  # READY and ERROR belong to the device
+    assert node.discover()["mock2"].status == STATUS_READY | STATUS_ALLOCATED
+    node.write_attr("mock2", "status", "0\n")
+    assert node.discover()["mock2"].status == STATUS_READY
+
+
+@pytest.mark.parametrize("value", ["0x8", "0x80000002", "abc", "", "2x", "-1", " 2", "0x"])
+def test_status_garbage_is_refused(node, value):
+    before = snapshot(node)
+    refused(lambda: node.write_attr("mock0", "status", value), errno.EINVAL)
+    assert snapshot(node) == before
+
+
+def test_status_overflow_is_refused(node):
+    before = snapshot(node)
+    refused(lambda: node.write_attr("mock0", "status", "0x100000002"), errno.EINVAL, errno.ERANGE)
+    assert snapshot(node) == before
+
+
+# -- SR-IOV ----------------------------------------------------------------------------------
+
+def test_vfs_enable_and_disable(node):
+    node.set_numvfs("mock1", 4)
+    devices = snapshot(node)
+    vfs = [d for d in devices.values() if d.physfn == "mock1"]
+    assert [d.name for d in vfs] == [f"mock1-vf{m}" for m in range(4)]
+    for index, vf in enumerate(vfs):
+        assert vf.device_type == "vf" and vf.sriov_totalvfs is None
+        assert vf.numa_node == 1 and vf.memory_size == 4 * GiB
+        assert vf.capabilities == 0x1 and vf.status == STATUS_READY
+        assert vf.uuid == software_uuid(1, index)
+        assert vf.pci_address == software_pci_address(1, index, 1)
+        assert vf.pcie_root == devices["mock1"].pcie_root
+    assert devices["mock1"].sriov_numvfs == 4
+    assert node.dev_path("mock1-vf3").exists()
+    node.set_numvfs("mock1", 0)
+    assert list(snapshot(node)) == ["mock0", "mock1", "mock2", "mock3"]
+    assert not node.dev_path("mock1-vf3").exists()
+
+
+def test_vf_count_rules(node):
+    refused(lambda: node.set_numvfs("mock0", 5), errno.EINVAL)
+    for garbage in ["-1", "two", "", "1 1"]:
+        refused(lambda g=garbage: node.write_attr("mock0", "sriov_numvfs", g), errno.EINVAL)
+    node.set_numvfs("mock0", 2)
+    node.set_numvfs("mock0", 2)  # same value: nothing to do
+    before = snapshot(node)
+    refused(lambda: node.set_numvfs("mock0", 3), errno.EBUSY)
+    assert snapshot(node) == before
+
+
+def test_vfs_cannot_change_while_one_is_open(bed, node):
+    node.set_numvfs("mock3", 2)
+    with bed.hold_open("mock3-vf1"):
+        refused(lambda: node.set_numvfs("mock3", 0), errno.EBUSY)
+        assert "mock3-vf1" in snapshot(node)
+    node.set_numvfs("mock3", 0)
+    assert "mock3-vf1" not in snapshot(node)
+
+
+# -- runtime devices --------------------------------------------------------------------------
+
+def test_runtime_add_and_remove(node):
+    assert node.new_device(7) == "mock7"
+    node.new_device(8, 0, GiB, 2)
+    devices = snapshot(node)
+    assert devices["mock7"].numa_node == 1 and devices["mock7"].memory_size == 16 * GiB
+    assert devices["mock8"].numa_node == 0 and devices["mock8"].sriov_totalvfs == 2
+    assert devices["mock8"].pci_address == "acc0:08:00.0"
+    assert devices["mock7"].uuid == software_uuid(7, None)
+    assert node.dev_path("mock8").exists()
+    node.set_numvfs("mock8", 2)
+    node.del_device(8)
+    node.del_device(7)
+    assert list(snapshot(node)) == ["mock0", "mock1", "mock2", "mock3"]
+    assert not node.dev_path("mock8-vf0").exists() and not node.dev_path("mock8").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "256", "-1", "", "1 2 3 4 5", "9 x", "9  1", "9 0 0"])
+def test_new_device_garbage_is_refused(node, value):
+    before = snapshot(node)
+    refused(lambda: node.write_control("new_device", value), errno.EINVAL)
+    assert snapshot(node) == before
+
+
+def test_new_device_existing_and_del_unknown(node):
+    before = snapshot(node)
+    refused(lambda: node.new_device(2), errno.EEXIST)
+    refused(lambda: node.del_device(9), errno.ENODEV)
+    refused(lambda: node.write_control("del_device", "x"), errno.EINVAL)
+    assert snapshot(node) == before
+
+
+# -- passphrases and firmware -----------------------------------------------------------------
+
+def test_passphrase_through_sysfs(node, wordlist):
+    assert_words(node.passphrase("mock0"), 6, wordlist)
+    assert_words(node.passphrase("mock0", 12), 12, wordlist)
+    assert_words(node.passphrase("mock0", 1), 1, wordlist)
+    assert node.discover()["mock0"].passphrase_count == 1
+    phrases = {node.passphrase("mock1", 4) for _ in range(5)}
+    assert len(phrases) == 5  # 7776**4 possibilities: a repeat means no randomness
+
+
+@pytest.mark.parametrize("value", ["0", "13", "x", "", "-1"])
+def test_passphrase_count_garbage_is_refused(node, value):
+    refused(lambda: node.write_attr("mock0", "passphrase_count", value), errno.EINVAL)
+    assert node.discover()["mock0"].passphrase_count == 6
+
+
+def test_without_firmware(bed):
+    node = bed.load(firmware=False)
+    devices = snapshot(node)
+    assert all(not d.wordlist_loaded and d.wordlist_size == 0 for d in devices.values())
+    with pytest.raises(OSError) as caught:
+        node.passphrase("mock0")
+    assert caught.value.errno == errno.ENOENT
+    refused(lambda: node.load_wordlist("mock0"), errno.ENOENT)
+    assert "Wordlist: not loaded" in node.dev_path("mock0").read_text()
+
+
+def test_load_wordlist(node):
+    node.load_wordlist("mock3")
+    assert node.discover()["mock3"].wordlist_size == EFF_LONG_WORDS
+    refused(lambda: node.write_attr("mock3", "load_wordlist", "2"), errno.EINVAL)
+
+
+def test_dev_read_summary(node, wordlist):
+    text = node.dev_path("mock1").read_text()
+    lines = text.splitlines()
+    assert lines[:7] == ["Mock Accelerator Device", "Name: mock1",
+                         f"UUID: {software_uuid(1, None)}", f"Memory: {16 * GiB} bytes",
+                         "Status: 0x00000001", "NUMA Node: 1", "Wordlist: 7776 words loaded"]
+    match = re.fullmatch(r"Sample Passphrase \(6 words\): (\S+)", lines[7])
+    assert match
+    assert_words(match[1], 6, wordlist)
+    assert len(lines) == 8
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+def test_fault_injection(node):
+    node.inject_fault("mock2")
+    device = node.discover()["mock2"]
+    assert device.health == "failed" and device.status & STATUS_ERROR
+    with pytest.raises(OSError) as caught:
+        node.passphrase("mock2")
+    assert caught.value.errno == errno.EIO
+    node.set_allocated("mock2", True)  # the driver can still mark it; health stays failed
+    assert node.discover()["mock2"].status == STATUS_READY | STATUS_ALLOCATED | STATUS_ERROR
+    node.inject_fault("mock2", False)
+    device = node.discover()["mock2"]
+    assert device.health == "ok" and device.status == STATUS_READY | STATUS_ALLOCATED
+    assert node.discover()["mock1"].health == "ok"
+
+
+@pytest.mark.parametrize("value", ["2", "yes", "", "-1"])
+def test_inject_fault_garbage_is_refused(node, value):
+    refused(lambda: node.write_attr("mock0", "inject_fault", value), errno.EINVAL)
+    assert node.discover()["mock0"].health == "ok"
+
+
+def test_read_only_attributes_refuse_writes(node):
+    for attribute in ["uuid", "memory_size", "numa_node", "health", "pci_address"]:
+        refused(lambda a=attribute: node.write_attr("mock0", a, "1"), errno.EACCES, errno.EIO,
+                errno.EPERM)
