@@ -1,8 +1,6 @@
-"""pytest fixtures for the local control plane (see README.md).
-
-Other test directories reuse them with
-    from tests.cluster.fixtures import cluster, api, namespace  # noqa: F401
-in their conftest.py.
+"""pytest fixtures for the local control plane (`mock_accel.cluster`), shared by every test
+directory: a test that names `cluster`, `api` or `namespace` gets them (and carries the `cluster`
+marker).
 
 Fixtures:
   cluster    (session)  a started `mock_accel.cluster.Cluster`; stopped at session end,
@@ -21,8 +19,7 @@ import pytest
 
 from mock_accel.cluster import Cluster
 
-# One cluster per process, even if several conftest files import these fixtures
-# (each import registers its own session fixture; they share this instance).
+# One cluster per test process, shared by every test that asks for it.
 _shared: dict = {"cluster": None, "users": 0}
 
 

@@ -1,7 +1,7 @@
 """Fixtures of the docs tests. The site tests read _docs/ as `make docs` left it: `make
 test-docs` builds it and then runs them with MOCK_ACCEL_DOCS_BUILT=1; in the main pytest run
 they are skipped with that reason (a site left from an earlier build may be stale). The
-examples test uses the local control plane of tests/cluster."""
+examples test uses the local control plane (mock_accel.cluster)."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
 from tools.docs import build
 
 SITE = build.SITE

@@ -13,7 +13,6 @@ import pytest
 
 from mock_accel.demo import Demo
 from mock_accel.kube import KubeClient
-from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
 
 _runs = itertools.count()
 

@@ -10,12 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mock_accel.abi import DEFAULT_DRIVER
+from mock_accel.claims import CRASH_POINT_ENV, PluginConfig
 from mock_accel.demo import prepare_over_grpc
-from mock_accel.plugin import CRASH_POINT_ENV, PluginConfig
 from mock_accel.sim import SimNode
 from mock_accel.wait import wait_until
 
-DRIVER = "mock-accel.example.com"
+DRIVER = DEFAULT_DRIVER
 
 
 class Agent:

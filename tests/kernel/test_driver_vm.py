@@ -1,5 +1,5 @@
 """T2: the controller's builder and the node agent inside the QEMU guest, on the real module's
-sysfs and /dev, against the real control plane of tests/cluster running on the host.
+sysfs and /dev, against the real control plane (mock_accel.cluster) running on the host.
 
 One boot: the guest reaches the host's kube-apiserver at its own 127.0.0.1:<port> (tests/harness/vm
 `host_ports`: restricted QEMU user networking + guestfwd, nothing else reachable), with the
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.fixtures import cluster  # noqa: F401 - the session control plane
 from tests.harness import locate
 from tests.harness.vm import dmesg_problems, run_in_guest
 

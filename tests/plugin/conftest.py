@@ -13,7 +13,6 @@ from mock_accel.kube import KubeError
 from mock_accel.kubelet import KubeletEmulator
 from mock_accel.plugin import DriverPlugin
 from mock_accel.sim import SimConfig, SimNode
-from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
 
 DRIVER = "mock-accel.example.com"
 

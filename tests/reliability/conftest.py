@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.fixtures import api, cluster, namespace  # noqa: F401
-
 from .common import SEED_ENV, Progress, reliability_seed
 
 
