@@ -116,7 +116,7 @@ demo: deps
 demo-kernel: deps
 	$(MAKE) firmware kmod
 	@echo "==> booting the guest and loading mock-accel (2 NUMA nodes, 2 VFs per PF)"
-	$(PYTHON) -m tests.harness.vm run --ko $(KO) --modparams "num_vfs=2" --firmware-dir firmware -- \
+	$(PYTHON) -m tools.vm run --ko $(KO) --modparams "num_vfs=2" --firmware-dir firmware -- \
 		python3 -m mock_accel.inventory --passphrase 6
 
 clean:

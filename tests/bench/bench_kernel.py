@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from tests.bench import common
-from tests.harness import locate
+from tools import locate
 
 MARKER = "@@bench-kernel@@"
 ALPHA = 0.001
@@ -141,7 +141,7 @@ def sim_measure(draws: int, seconds: float, wordlist: Path) -> dict:
 
 
 def vm_measure(draws: int, seconds: float, wordlist: Path) -> dict:
-    from tests.harness.vm import run_in_guest
+    from tools.vm import run_in_guest
     ko = locate.ko()
     if not ko.exists():
         raise SystemExit(f"{ko} is missing: run `make kmod firmware` first")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mock_accel.wait import wait_until
-from tests.harness import locate
+from tools import locate
 
 REPO = locate.REPO
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from mock_accel import kubebins
-from tests.harness import locate
+from tools import locate
 
 REPO = locate.REPO
 CHART = REPO / "chart"

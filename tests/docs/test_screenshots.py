@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import locate
+from tools import locate
 from tools.docs import build
 
 pytestmark = pytest.mark.docs

@@ -16,7 +16,7 @@ import yaml
 
 from mock_accel import kubebins
 from mock_accel.cluster import FEATURE_GATES
-from tests.harness import locate
+from tools import locate
 
 REPO = locate.REPO
 KIND_DIR = Path(__file__).resolve().parent / "kind"

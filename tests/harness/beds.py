@@ -18,8 +18,7 @@ import pytest
 from mock_accel.firmware import FIRMWARE_NAME
 from mock_accel.sim import SimConfig, SimNode
 from mock_accel.sysfs import SysfsNode
-
-from . import locate
+from tools import locate
 
 IN_GUEST = os.environ.get("MOCK_ACCEL_IN_GUEST") == "1"
 MODULE_NAME = "mock_accel"

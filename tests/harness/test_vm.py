@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.vm import (
+from tools.vm import (
     GuestCrashed,
     GuestResult,
     GuestTimeout,
@@ -30,7 +30,7 @@ from tests.harness.vm import (
     find_kernel,
     run_in_guest,
 )
-from tests.harness.vm.guest import (
+from tools.vm.guest import (
     HOST_ALIAS,
     REPO_ROOT,
     check_host_ports,
@@ -38,8 +38,8 @@ from tests.harness.vm.guest import (
     network_args,
     render_job_script,
 )
-from tests.harness.vm.initramfs import INIT_SCRIPT, CpioArchive, ensure_initramfs, read_module
-from tests.harness.vm.kernel import REQUIRED_MODULES, module_name, resolve_module_load_order
+from tools.vm.initramfs import INIT_SCRIPT, CpioArchive, ensure_initramfs, read_module
+from tools.vm.kernel import REQUIRED_MODULES, module_name, resolve_module_load_order
 
 FIRMWARE_NAME = "mock-accel-harness-test.bin"
 FIRMWARE_BYTES = b"mock-accel firmware probe \x00\x01\x02\xff\n"
@@ -194,7 +194,7 @@ def test_initramfs_is_cached_and_rebuilt_on_change(tmp_path: Path,
     assert ensure_initramfs(kernel) == first and first.stat().st_mtime_ns == mtime
     init_copy = tmp_path / "init.sh"
     init_copy.write_text(INIT_SCRIPT.read_text() + "\n# changed\n")
-    monkeypatch.setattr("tests.harness.vm.initramfs.INIT_SCRIPT", init_copy)
+    monkeypatch.setattr("tools.vm.initramfs.INIT_SCRIPT", init_copy)
     two_hours_ago = time.time() - 7200
     os.utime(first, (two_hours_ago, two_hours_ago))
     second = ensure_initramfs(kernel)

@@ -1,7 +1,7 @@
 """T2: the controller's builder and the node agent inside the QEMU guest, on the real module's
 sysfs and /dev, against the real control plane (mock_accel.cluster) running on the host.
 
-One boot: the guest reaches the host's kube-apiserver at its own 127.0.0.1:<port> (tests/harness/vm
+One boot: the guest reaches the host's kube-apiserver at its own 127.0.0.1:<port> (tools/vm
 `host_ports`: restricted QEMU user networking + guestfwd, nothing else reachable), with the
 node's credentials for the controller and the plugin and admin credentials for the test's
 DeviceClass/claim/pod. The guest half is tests/kernel/guest/test_driver_in_guest.py.
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness import locate
-from tests.harness.vm import dmesg_problems, run_in_guest
+from tools import locate
+from tools.vm import dmesg_problems, run_in_guest
 
 GUEST_TEST = "tests/kernel/guest/test_driver_in_guest.py"
 RES = "resource.k8s.io/v1"

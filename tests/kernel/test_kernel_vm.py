@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.harness import locate
-from tests.harness.vm import dmesg_problems, run_in_guest
+from tools import locate
+from tools.vm import dmesg_problems, run_in_guest
 
 pytestmark = pytest.mark.vm
 

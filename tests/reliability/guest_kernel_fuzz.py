@@ -34,7 +34,7 @@ from pathlib import Path
 from mock_accel.abi import IOC_INFO, IOC_PASSPHRASE, IOC_STATUS
 from mock_accel.sysfs import ATTRIBUTES as PARSERS
 from mock_accel.uapi import InfoArg, PassphraseArg
-from tests.harness import locate
+from tools import locate
 
 CLASS = Path("/sys/class/mock-accel")
 BUS = Path("/sys/bus/mock-accel")

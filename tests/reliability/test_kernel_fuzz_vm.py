@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from tests.harness import locate
-from tests.harness.vm import dmesg_problems, run_in_guest
+from tools import locate
+from tools.vm import dmesg_problems, run_in_guest
 
 OPS = int(os.environ.get("MOCK_ACCEL_KERNEL_FUZZ_OPS", "10000"))
 

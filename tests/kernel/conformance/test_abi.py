@@ -10,9 +10,9 @@ from mock_accel.abi import STATUS_ALLOCATED, STATUS_ERROR, STATUS_READY, WRITE_O
 from mock_accel.firmware import EFF_LONG_WORDS
 from mock_accel.sim import software_pci_address, software_pcie_root, software_uuid
 from mock_accel.sysfs import ATTRIBUTES, AttributeWriteError
-from tests.harness import locate
 from tests.harness.beds import LoadError
 from tests.harness.words import assert_words, word_counts
+from tools import locate
 
 GiB = 2**30
 

@@ -23,9 +23,9 @@ from mock_accel.abi import (
 )
 from mock_accel.firmware import EFF_LONG_WORDS
 from mock_accel.uapi import DeviceFile, PassphraseArg
-from tests.harness import locate
 from tests.harness.beds import MODULE_NAME
 from tests.harness.words import assert_words
+from tools import locate
 
 WORDS = set(locate.wordlist().read_text().split())
 

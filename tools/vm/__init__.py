@@ -1,6 +1,6 @@
 """QEMU (TCG) test harness for mock-accel: run commands inside a throw-away guest.
 
-    from tests.harness.vm import run_in_guest
+    from tools.vm import run_in_guest
     result = run_in_guest(["python3", "-m", "pytest", "tests/guest"], ko="kmod/mock_accel.ko")
 """
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tests.harness.vm run [options] -- COMMAND...`` / ``shell``.
+"""Command line: ``python -m tools.vm run [options] -- COMMAND...`` / ``shell``.
 
 Exit status is the guest command's; 124 if the guest timed out, 125 for any
 other harness/guest failure (crash, insmod failure, missing kernel...).
@@ -54,7 +54,7 @@ def _add_guest_options(parser: argparse.ArgumentParser) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.harness.vm",
+        prog="python -m tools.vm",
         description="Run commands in a throw-away QEMU (TCG) guest that sees "
                     "the host root read-only.")
     commands = parser.add_subparsers(dest="action", required=True)

@@ -9,7 +9,7 @@
 #    its output in /outbox/output.log, saves dmesg and the exit code, powers off.
 #
 # Lines starting with "@@mock-accel-vm@@" on the console are progress markers
-# parsed by the host (tests/harness/vm/guest.py).
+# parsed by the host (tools/vm/guest.py).
 /bin/busybox --install -s /bin
 PATH=/bin
 export PATH

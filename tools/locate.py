@@ -1,7 +1,7 @@
 """Where the checkout and its build products are: the one place tests, benchmarks and the
 harness look them up.
 
-    REPO            the repository root (this file is tests/harness/locate.py)
+    REPO            the repository root (this file is tools/locate.py)
     ko()            the built module: $MOCK_ACCEL_KO, else kmod/mock-accel.ko (`make kmod`)
     firmware_dir()  the firmware folder: $MOCK_ACCEL_FIRMWARE_DIR, else firmware/ (`make firmware`)
     wordlist()      the firmware file in it (mock-accel-wordlist.txt)
@@ -14,10 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 KO_ENV = "MOCK_ACCEL_KO"
 FIRMWARE_ENV = "MOCK_ACCEL_FIRMWARE_DIR"
-ARTIFACTS_ENV = "MOCK_ACCEL_ARTIFACTS"
 WORDLIST = "mock-accel-wordlist.txt"  # mock_accel.firmware.FIRMWARE_NAME
 
 
@@ -41,8 +40,10 @@ def wordlist() -> Path:
 
 
 def artifacts() -> Path:
-    """Where test runs, benchmarks and the VM harness leave their output."""
-    return Path(os.environ.get(ARTIFACTS_ENV) or REPO / "artifacts")
+    """Where test runs, benchmarks and the VM harness leave their output (the product's own
+    answer, so the control plane's logs land in the same folder)."""
+    from mock_accel.kubebins import artifacts_root
+    return artifacts_root()
 
 
 def require(*paths: Path) -> None:
