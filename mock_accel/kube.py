@@ -269,6 +269,8 @@ class FakeKube(KubeClient):
         self.version = 0
         for obj in objects:
             self.create(obj)
+        self.calls.clear()  # the seed is not traffic
+        self.counts.clear()
 
     def __repr__(self) -> str:
         return f"FakeKube({len(self.objects)} objects)"
