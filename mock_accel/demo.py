@@ -20,6 +20,7 @@ from fastcore.basics import patch
 
 from .abi import DEFAULT_DRIVER
 from .cdi import CdiRegistry
+from .firmware import ensure_firmware
 from .kube import KubeClient, KubeError
 from .sim import SimConfig, SimNode
 from .wait import WaitTimeout, wait_until
@@ -29,9 +30,8 @@ RESOURCE = "/apis/resource.k8s.io/v1"
 
 # %% auto #0
 __all__ = ['log', 'RESOURCE', 'SCENARIO', 'NODE_TOPOLOGY', 'DEMO_EXTRA_HINT', 'EXPECTED', 'device_classes', 'DemoClaim',
-           'demo_firmware', 'DemoNode', 'prepare_over_grpc', 'container_env', 'say', 'ClaimOutcome', 'Demo',
-           'outcome_rows', 'outcome_table', 'text_table', 'plot_topology', 'missing_demo_extra', 'report',
-           'as_expected', 'main']
+           'DemoNode', 'prepare_over_grpc', 'container_env', 'say', 'ClaimOutcome', 'Demo', 'outcome_rows',
+           'outcome_table', 'text_table', 'plot_topology', 'missing_demo_extra', 'report', 'as_expected', 'main']
 
 # %% ../nbs/31_demo.ipynb #e2ce70ef
 def device_classes(driver: str) -> list[dict]:
@@ -85,18 +85,6 @@ SCENARIO = [DemoClaim("whole-pf", "one PF", (("mock-accel-pf", 1),)),
 # %% ../nbs/31_demo.ipynb #5e24d46c
 NODE_TOPOLOGY = SimConfig(num_devices=4, numa_nodes=2, total_vfs=4, num_vfs=4)
 
-
-def demo_firmware(workdir: Path) -> str | None:
-    """The wordlist for the simulated nodes (None, with passphrases off, without xkcdpass)."""
-    from mock_accel.firmware import FIRMWARE_NAME, WordlistError, write_firmware
-    path = workdir / FIRMWARE_NAME
-    if not path.exists():
-        try:
-            write_firmware(workdir)
-        except WordlistError:
-            return None
-    return str(path)
-
 # %% ../nbs/31_demo.ipynb #00d92e74
 class DemoNode:
     """One simulated node running our controller and node agent."""
@@ -111,7 +99,7 @@ class DemoNode:
         # a per-node uuid_seed, as on real hosts, so UUIDs are unique across the cluster
         seed = topology.uuid_seed or int.from_bytes(hashlib.sha256(name.encode()).digest()[:6])
         self.sim = SimNode.create(self.dir / "root", replace(
-            topology, firmware=demo_firmware(workdir), uuid_seed=seed))
+            topology, firmware=ensure_firmware(workdir), uuid_seed=seed))
         self.config = PluginConfig(driver=driver, node_name=name,
                                    plugins_dir=str(self.dir / "plugins"),
                                    registry_dir=str(self.dir / "plugins_registry"),

@@ -248,6 +248,7 @@ FAKE_KINDS = {
     ("v1", "Node"): ("nodes", False), ("v1", "Namespace"): ("namespaces", False),
     ("v1", "Pod"): ("pods", True), ("v1", "ConfigMap"): ("configmaps", True),
     ("v1", "ServiceAccount"): ("serviceaccounts", True),
+    ("apps/v1", "DaemonSet"): ("daemonsets", True),
     ("coordination.k8s.io/v1", "Lease"): ("leases", True),
     ("resource.k8s.io/v1", "ResourceSlice"): ("resourceslices", False),
     ("resource.k8s.io/v1", "DeviceClass"): ("deviceclasses", False),
@@ -269,6 +270,8 @@ class FakeKube(KubeClient):
         self.version = 0
         for obj in objects:
             self.create(obj)
+        self.calls.clear()  # the seed is not traffic
+        self.counts.clear()
 
     def __repr__(self) -> str:
         return f"FakeKube({len(self.objects)} objects)"
