@@ -227,7 +227,8 @@ def submit(self: Demo, names: list[str] | None = None) -> None:
 
 
 @patch
-def _claim(self: Demo, name: str) -> dict:
+def claim(self: Demo, name: str) -> dict:
+    """The ResourceClaim `name` as the API server has it now."""
     return self.client.get(f"{RESOURCE}/namespaces/{self.namespace}/resourceclaims/{name}")
 
 
@@ -242,7 +243,7 @@ def _settled(self: Demo, waiting: list[ClaimOutcome]) -> bool:
     for outcome in waiting:
         if outcome.state != "pending":
             continue
-        claim, pod = self._claim(outcome.claim.name), self._pod(outcome.claim.name)
+        claim, pod = self.claim(outcome.claim.name), self._pod(outcome.claim.name)
         results = ((claim.get("status") or {}).get("allocation") or {}).get(
             "devices", {}).get("results", [])
         if results and pod["spec"].get("nodeName"):
@@ -272,7 +273,7 @@ def prepare(self: Demo) -> None:
     for outcome in self.outcomes.values():
         if outcome.state != "allocated":
             continue
-        claim = self._claim(outcome.claim.name)
+        claim = self.claim(outcome.claim.name)
         node = self.nodes[outcome.node]
         answer = prepare_over_grpc(node.dra_socket, [claim])[claim["metadata"]["uid"]]
         if answer.error:

@@ -129,7 +129,7 @@ def test_apiserver_outage(cluster, progress):
         demo.submit(["before"])
         demo.wait_for_scheduler()
         assert demo.outcomes["before"].state == "allocated", demo.outcomes["before"]
-        claim = demo._claim("before")
+        claim = demo.claim("before")
         held = demo.outcomes["before"].devices[0]
         failing, with_vfs = sorted(set(node.sim.names()) - {held})
         assert converged(client, cli_node, cli.model.desired, time.monotonic() + 30), \
@@ -205,7 +205,7 @@ def test_apiserver_outage(cluster, progress):
             cluster.start_apiserver()   # never leave the session's control plane down
         node = demo.nodes.get(node_name)
         if node is not None and demo.outcomes["before"].state == "allocated":
-            prepare_over_grpc(node.dra_socket, [demo._claim("before")], unprepare=True)
+            prepare_over_grpc(node.dra_socket, [demo.claim("before")], unprepare=True)
         demo.teardown()
         client.delete(f"/api/v1/namespaces/{demo.namespace}")
         cluster.delete_node(node_name)

@@ -47,7 +47,7 @@ class Bed:
         self.claims = {}   # uid -> (namespace, name)
         self.devices = {}  # uid -> allocated devices
         for claim in CLAIMS:
-            obj = demo._claim(claim.name)
+            obj = demo.claim(claim.name)
             uid = obj["metadata"]["uid"]
             self.claims[uid] = (obj["metadata"]["namespace"], obj["metadata"]["name"])
             self.devices[uid] = sorted(r["device"] for r in

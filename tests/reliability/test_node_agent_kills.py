@@ -79,7 +79,7 @@ def bed(cluster):
         claims = {}
         for claim in CLAIMS:
             assert demo.outcomes[claim.name].state == "allocated", demo.outcomes[claim.name]
-            obj = demo._claim(claim.name)
+            obj = demo.claim(claim.name)
             claims[obj["metadata"]["uid"]] = obj
         devices = {uid: {r["device"] for r in c["status"]["allocation"]["devices"]["results"]}
                    for uid, c in claims.items()}
