@@ -6,6 +6,7 @@ Fixtures:
   cluster    (session)  a started `mock_accel.cluster.Cluster`; stopped at session end,
                         also on failures.
   api        (session)  `cluster.api`, an admin `KubeClient`.
+  cluster_objects (function) create cluster-scoped objects, deleted after the test.
   namespace  (function) a fresh namespace with its default ServiceAccount; pods in it
                         are force-deleted afterwards.
 """
@@ -18,6 +19,7 @@ import threading
 import pytest
 
 from mock_accel.cluster import Cluster
+from mock_accel.kube import KubeError
 
 # One cluster per test process, shared by every test that asks for it.
 _shared: dict = {"cluster": None, "users": 0}
@@ -68,3 +70,20 @@ def namespace(cluster):
             cluster.delete_namespace(ns)
         except Exception as e:  # noqa: BLE001 - cleanup must not mask the test result
             print(f"cleanup of namespace {ns} failed: {e}")
+
+
+@pytest.fixture
+def cluster_objects(api):
+    """Register cluster-scoped objects (slices, classes) for deletion after the test."""
+    made: list[dict] = []
+
+    def create(obj):
+        made.append(obj)
+        return api.create(obj)
+
+    yield create
+    for obj in reversed(made):
+        try:
+            api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        except KubeError as e:
+            print(f"cleanup: {e}")

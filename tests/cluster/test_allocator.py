@@ -64,23 +64,6 @@ def pod(name: str, claim_name: str | None = None, template: str | None = None) -
                      "resourceClaims": [ref], "terminationGracePeriodSeconds": 0}}
 
 
-@pytest.fixture
-def cluster_objects(api):
-    """Register cluster-scoped objects (slices, classes) for deletion after the test."""
-    made: list[dict] = []
-
-    def create(obj):
-        made.append(obj)
-        return api.create(obj)
-
-    yield create
-    for obj in reversed(made):
-        try:
-            api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
-        except KubeError as e:
-            print(f"cleanup: {e}")
-
-
 def driver_for(namespace: str) -> str:
     return f"{namespace}.allocator-test.example.com"
 

@@ -63,19 +63,6 @@ def publish(cluster, namespace, tmp_path):
             cluster.api.delete(RES, "ResourceSlice", s["metadata"]["name"])
 
 
-@pytest.fixture
-def cluster_objects(api):
-    made: list[dict] = []
-
-    def create(obj):
-        made.append(obj)
-        return api.create(obj)
-
-    yield create
-    for obj in reversed(made):
-        api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
-
-
 def device_class(name: str, device_type: str) -> dict:
     expr = (f'device.driver == "{DEFAULT_DRIVER}" && '
             f'device.attributes["{DEFAULT_DRIVER}"].deviceType == "{device_type}"')
