@@ -191,7 +191,7 @@ def _delegate(command: str, rest: list[str]) -> int:
         return sim_main(rest)
     if command == "cluster":
         from mock_accel.cluster import main as cluster_main
-        return cluster_main(rest)
+        return cluster_main(rest, prog="mock-accel cluster")
     from mock_accel.demo import main as demo_main
     return demo_main(rest)
 

@@ -846,8 +846,8 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="python -m mock_accel.cluster", description=__doc__)
+def _parser(prog: str = "python -m mock_accel.cluster") -> argparse.ArgumentParser:
+    ap = _Parser(prog=prog, description=__doc__)
     ap.add_argument("--state-file", default=str(default_state_file()))
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     for name in ("up", "run"):
@@ -859,9 +859,9 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m mock_accel.cluster`."""
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m mock_accel.cluster") -> int:
+    """`python -m mock_accel.cluster` (`mock-accel cluster`)."""
+    args = _parser(prog).parse_args(argv)
     return {"up": cmd_up, "run": cmd_run, "down": cmd_down, "status": cmd_status,
             "bins": cmd_bins}[args.cmd](args)
 
