@@ -135,17 +135,18 @@ def container_edits(self: CdiDevice) -> dict:
 
 # %% ../nbs/22_cdi.ipynb #4cd69fbe
 def claim_env(devices: list[CdiDevice]) -> list[str]:
-    """The claim-wide environment: the seed's three variables, indexed when several."""
+    """The claim-wide environment: the seed's variables (DEVICE is the name), indexed when several."""
     if len(devices) == 1:
         (device,) = devices
         return [f"MOCK_ACCEL_UUID={device.uuid}", f"MOCK_ACCEL_PCI={device.pci_address}",
-                f"MOCK_ACCEL_DEVICE=/dev/{device.name}"]
+                f"MOCK_ACCEL_DEVICE={device.name}", f"MOCK_ACCEL_DEVICE_PATH=/dev/{device.name}"]
     env = [f"MOCK_ACCEL_COUNT={len(devices)}",
            f"MOCK_ACCEL_DEVICES={','.join(d.name for d in devices)}"]
     for index, device in enumerate(devices):
         env += [f"MOCK_ACCEL_UUID_{index}={device.uuid}",
                 f"MOCK_ACCEL_PCI_{index}={device.pci_address}",
-                f"MOCK_ACCEL_DEVICE_{index}=/dev/{device.name}"]
+                f"MOCK_ACCEL_DEVICE_{index}={device.name}",
+                f"MOCK_ACCEL_DEVICE_PATH_{index}=/dev/{device.name}"]
     return env
 
 # %% ../nbs/22_cdi.ipynb #6413dbe1
