@@ -30,7 +30,7 @@ from .firmware import ensure_firmware
 from .kube import KubeClient
 from .kubebins import find_bin
 from .kubelet import KubeletEmulator
-from .sim import SimConfig, SimNode
+from .sim import SimConfig, SimNode, node_identity
 from .wait import WaitTimeout, wait_until
 
 # %% auto #0
@@ -402,9 +402,8 @@ def add_nodes(self: LocalInstall, cluster_state: dict,
         root = short_dir()
         self.nodes[name] = str(root)
         self.save()
-        seed = int.from_bytes(name.encode()[-6:].rjust(6, b"\0"))
         SimNode.create(root, replace(topology, firmware=ensure_firmware(Path(self.workdir)),
-                                     uuid_seed=seed))
+                                     **node_identity(name)))
         self.nodes[name] = str(root)
         self.node_kubeconfigs[name] = cluster_state["node_kubeconfigs"][name]
     self.save()
