@@ -120,18 +120,23 @@ class CdiDevice:
     pci_address: str
     dev_host_path: str
     sysfs_host_path: str
+    dev_is_node: bool = True  # False: a simulated node's regular file, bind-mounted instead
 
 # %% ../nbs/22_cdi.ipynb #6d6f5d0f
 @patch
 def container_edits(self: CdiDevice) -> dict:
-    """The device's own edits: its `/dev` node and a read-only bind mount of its sysfs entry."""
+    """The device's own edits: its `/dev` node (a simulated device's file: bind-mounted) and a
+    read-only bind mount of its sysfs entry."""
+    sysfs = {"hostPath": self.sysfs_host_path,
+             "containerPath": f"/sys/class/mock-accel/{self.name}",
+             "options": ["ro", "nosuid", "nodev", "noexec", "bind"]}
+    if not self.dev_is_node:  # a runtime refuses a regular file as a device node
+        return {"mounts": [{"hostPath": self.dev_host_path, "containerPath": f"/dev/{self.name}",
+                            "options": ["ro", "nosuid", "nodev", "noexec", "bind"]}, sysfs]}
     node = {"path": f"/dev/{self.name}"}
     if self.dev_host_path != node["path"]:
         node["hostPath"] = self.dev_host_path
-    return {"deviceNodes": [node],
-            "mounts": [{"hostPath": self.sysfs_host_path,
-                        "containerPath": f"/sys/class/mock-accel/{self.name}",
-                        "options": ["ro", "nosuid", "nodev", "noexec", "bind"]}]}
+    return {"deviceNodes": [node], "mounts": [sysfs]}
 
 # %% ../nbs/22_cdi.ipynb #4cd69fbe
 def claim_env(devices: list[CdiDevice]) -> list[str]:
@@ -169,7 +174,8 @@ def from_device(cls: CdiDevice, node: SysfsNode, device: Device,
     else:  # the class entry's link is followed by the runtime's bind mount, on the node
         sysfs_dir, dev_path = (_on_host(node, p, Path(host_root)) for p in (sysfs_dir, dev_path))
     return cls(name=device.name, uuid=device.uuid, pci_address=device.pci_address,
-               dev_host_path=str(dev_path), sysfs_host_path=str(sysfs_dir))
+               dev_host_path=str(dev_path), sysfs_host_path=str(sysfs_dir),
+               dev_is_node=node.dev_path(device.name).is_char_device())
 
 # %% ../nbs/22_cdi.ipynb #7d1ddbbf
 class CdiRegistry:
