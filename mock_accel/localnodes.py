@@ -364,6 +364,7 @@ class LocalInstall:
     processes: list[Process] = field(default_factory=list)
     containerfile: str = str(CONTAINERFILE)
     container_roots: list[str] = field(default_factory=list)
+    sim_dir: str = ""  # node path of the tree the chart's simulation mode builds ("": the root)
 
 # %% ../nbs/16_localnodes.ipynb #1eda1a37
 @patch
@@ -396,14 +397,17 @@ def alive(self: LocalInstall, process: Process) -> bool:
 # %% ../nbs/16_localnodes.ipynb #4b7805a3
 @patch
 def add_nodes(self: LocalInstall, cluster_state: dict,
-              topology: SimConfig = NODE_TOPOLOGY) -> None:
-    """A simulated node (the devices of the kernel module) per node of the cluster."""
+              topology: SimConfig = NODE_TOPOLOGY, sim_dir: str = "") -> None:
+    """A node root per node of the cluster, holding a simulated node (the devices of the
+    kernel module); with `sim_dir` (the chart's `simulation.hostDir`) the chart builds it."""
+    self.sim_dir = sim_dir
     for name in cluster_state["nodes"]:
         root = short_dir()
         self.nodes[name] = str(root)
         self.save()
-        SimNode.create(root, replace(topology, firmware=ensure_firmware(Path(self.workdir)),
-                                     **node_identity(name)))
+        if not sim_dir:
+            SimNode.create(root, replace(topology, firmware=ensure_firmware(Path(self.workdir)),
+                                         **node_identity(name)))
         self.nodes[name] = str(root)
         self.node_kubeconfigs[name] = cluster_state["node_kubeconfigs"][name]
     self.save()
@@ -411,7 +415,7 @@ def add_nodes(self: LocalInstall, cluster_state: dict,
 
 @patch
 def sim(self: LocalInstall, node: str) -> SimNode:
-    return SimNode(self.nodes[node])
+    return SimNode(self.host_path(node, self.sim_dir or "/"))
 
 
 @patch
