@@ -1,0 +1,56 @@
+// cdicheck loads the CDI specs of a directory with the CDI library containerd uses
+// (tags.cncf.io/container-device-interface, pkg/cdi) and injects the named devices into an
+// empty OCI spec, as a runtime does when it creates a container.
+//
+// Usage: cdicheck SPEC_DIR DEVICE...  (fully qualified names, vendor/class=name)
+// Prints the devices the cache knows and the edited OCI spec as JSON; exit status 1 with one
+// line per problem when a spec is refused or a device cannot be injected.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	oci "github.com/opencontainers/runtime-spec/specs-go"
+	"tags.cncf.io/container-device-interface/pkg/cdi"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: cdicheck SPEC_DIR DEVICE...")
+		os.Exit(2)
+	}
+	cache, err := cdi.NewCache(cdi.WithSpecDirs(os.Args[1]), cdi.WithAutoRefresh(false))
+	failed := false
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cache: %v\n", err)
+		failed = true
+	}
+	var paths []string
+	for path := range cache.GetErrors() {
+		paths = append(paths, path)
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
+		for _, e := range cache.GetErrors()[path] {
+			fmt.Fprintf(os.Stderr, "spec %s: %v\n", path, e)
+			failed = true
+		}
+	}
+	spec := &oci.Spec{Process: &oci.Process{}, Linux: &oci.Linux{}}
+	unresolved, err := cache.InjectDevices(spec, os.Args[2:]...)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "inject: %v (unresolved: %v)\n", err, unresolved)
+		failed = true
+	}
+	if failed {
+		os.Exit(1)
+	}
+	out := map[string]any{"devices": cache.ListDevices(), "oci": spec}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fmt.Fprintf(os.Stderr, "output: %v\n", err)
+		os.Exit(1)
+	}
+}
