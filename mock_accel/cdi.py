@@ -18,8 +18,8 @@ from .files import atomic_write
 from .sysfs import Device, SysfsNode
 
 # %% auto #0
-__all__ = ['CDI_CLASS', 'DEFAULT_CDI_DIR', 'KNOWN_VERSIONS', 'CdiError', 'cdi_kind', 'qualified_name', 'minimum_version',
-           'validate_spec', 'CdiDevice', 'claim_env', 'CdiRegistry']
+__all__ = ['CDI_CLASS', 'DEFAULT_CDI_DIR', 'KNOWN_VERSIONS', 'CLASS_VIEW_OPTIONS', 'CdiError', 'cdi_kind', 'qualified_name',
+           'minimum_version', 'validate_spec', 'CdiDevice', 'claim_env', 'class_view', 'CdiRegistry']
 
 # %% ../nbs/22_cdi.ipynb #a29eb825
 CDI_CLASS = "accel"
@@ -154,6 +154,17 @@ def claim_env(devices: list[CdiDevice]) -> list[str]:
                 f"MOCK_ACCEL_DEVICE_PATH_{index}=/dev/{device.name}"]
     return env
 
+# %% ../nbs/22_cdi.ipynb #ee61dc85
+CLASS_VIEW_OPTIONS = ["nosuid", "nodev", "noexec", "mode=755", "size=64k"]
+
+
+def class_view(devices: list[CdiDevice]) -> dict:
+    """The claim-wide tmpfs under which `/sys/class/mock-accel` holds only the claim's devices."""
+    simulated = not all(d.dev_is_node for d in devices)  # no class dir in the container's sysfs
+    return {"hostPath": "tmpfs", "type": "tmpfs",
+            "containerPath": "/sys/class" if simulated else "/sys/class/mock-accel",
+            "options": list(CLASS_VIEW_OPTIONS)}
+
 # %% ../nbs/22_cdi.ipynb #6413dbe1
 def _on_host(node: SysfsNode, path: Path, host_root: Path) -> Path:
     try:
@@ -214,7 +225,7 @@ def device(self: CdiRegistry, node: SysfsNode, device: Device) -> CdiDevice:
 def build_spec(self: CdiRegistry, claim_uid: str, devices: list[CdiDevice]) -> dict:
     """The validated spec of a claim, at the smallest `cdiVersion` that has what it uses."""
     spec = {"kind": self.kind,
-            "containerEdits": {"env": claim_env(devices)},
+            "containerEdits": {"env": claim_env(devices), "mounts": [class_view(devices)]},
             "devices": [{"name": self.device_name(claim_uid, d.name),
                          "containerEdits": d.container_edits()} for d in devices]}
     spec = {"cdiVersion": minimum_version(spec), **spec}

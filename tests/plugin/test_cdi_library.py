@@ -81,6 +81,15 @@ def inject_each_claim(cdicheck: Path, spec_dir: Path, ids: dict[str, list[str]])
     return specs
 
 
+def assert_class_view(oci: dict, where: str) -> None:
+    """One tmpfs at `where`, mounted before every bind below it (the runtime mounts in order)."""
+    destinations = [m["destination"] for m in oci["mounts"]]
+    (tmpfs,) = [m for m in oci["mounts"] if m.get("type") == "tmpfs"]
+    assert tmpfs["destination"] == where
+    below = [d for d in destinations if d.startswith(where + "/")]
+    assert below and all(destinations.index(where) < destinations.index(d) for d in below)
+
+
 def test_simulated_devices_are_bind_mounted(cdicheck, tmp_path):
     node = SimNode.create(tmp_path / "node", TOPOLOGY)
     specs = inject_each_claim(cdicheck, tmp_path / "cdi", write_specs(node, tmp_path / "cdi"))
@@ -91,6 +100,7 @@ def test_simulated_devices_are_bind_mounted(cdicheck, tmp_path):
             assert mounts[f"/dev/{name}"]["source"] == str(node.dev_path(name))
             assert "bind" in mounts[f"/dev/{name}"]["options"]
             assert (Path(mounts[f"/sys/class/mock-accel/{name}"]["source"]) / "uuid").is_file()
+        assert_class_view(oci, "/sys/class")
     assert "MOCK_ACCEL_DEVICE=mock0" in specs["one-pf"]["process"]["env"]
     assert {"MOCK_ACCEL_DEVICE_0=mock0-vf0", "MOCK_ACCEL_DEVICE_1=mock0-vf1"} <= set(
         specs["two-vfs"]["process"]["env"])
@@ -103,6 +113,7 @@ def test_module_devices_are_device_nodes(cdicheck, tmp_path):
         devices = {d["path"]: d for d in oci["linux"]["devices"]}
         assert set(devices) == {f"/dev/{n}" for n in CLAIMS[claim]}
         assert all(d["type"] == "c" and d["major"] == 239 for d in devices.values())
+        assert_class_view(oci, "/sys/class/mock-accel")
 
 
 def test_the_checker_refuses_a_regular_file_as_device_node(cdicheck, tmp_path):
