@@ -2,13 +2,15 @@
 // (tags.cncf.io/container-device-interface, pkg/cdi) and injects the named devices into an
 // empty OCI spec, as a runtime does when it creates a container.
 //
-// Usage: cdicheck SPEC_DIR DEVICE...  (fully qualified names, vendor/class=name)
+// Usage: cdicheck [-base config.json] SPEC_DIR DEVICE...  (fully qualified names,
+// vendor/class=name); -base starts from that OCI spec (a bundle's config.json) instead.
 // Prints the devices the cache knows and the edited OCI spec as JSON; exit status 1 with one
 // line per problem when a spec is refused or a device cannot be injected.
 package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -18,11 +20,24 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: cdicheck SPEC_DIR DEVICE...")
+	base := flag.String("base", "", "OCI spec to start from (default: an empty one)")
+	flag.Parse()
+	if flag.NArg() < 2 {
+		fmt.Fprintln(os.Stderr, "usage: cdicheck [-base config.json] SPEC_DIR DEVICE...")
 		os.Exit(2)
 	}
-	cache, err := cdi.NewCache(cdi.WithSpecDirs(os.Args[1]), cdi.WithAutoRefresh(false))
+	spec := &oci.Spec{Process: &oci.Process{}, Linux: &oci.Linux{}}
+	if *base != "" {
+		data, err := os.ReadFile(*base)
+		if err == nil {
+			err = json.Unmarshal(data, spec)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "base spec: %v\n", err)
+			os.Exit(2)
+		}
+	}
+	cache, err := cdi.NewCache(cdi.WithSpecDirs(flag.Arg(0)), cdi.WithAutoRefresh(false))
 	failed := false
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cache: %v\n", err)
@@ -39,8 +54,7 @@ func main() {
 			failed = true
 		}
 	}
-	spec := &oci.Spec{Process: &oci.Process{}, Linux: &oci.Linux{}}
-	unresolved, err := cache.InjectDevices(spec, os.Args[2:]...)
+	unresolved, err := cache.InjectDevices(spec, flag.Args()[1:]...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "inject: %v (unresolved: %v)\n", err, unresolved)
 		failed = true
