@@ -18,8 +18,8 @@ from .files import atomic_write
 from .sysfs import Device, SysfsNode
 
 # %% auto #0
-__all__ = ['CDI_CLASS', 'DEFAULT_CDI_DIR', 'KNOWN_VERSIONS', 'CdiError', 'cdi_kind', 'qualified_name', 'minimum_version',
-           'validate_spec', 'CdiDevice', 'claim_env', 'CdiRegistry']
+__all__ = ['CDI_CLASS', 'DEFAULT_CDI_DIR', 'KNOWN_VERSIONS', 'CLASS_VIEW_OPTIONS', 'CdiError', 'cdi_kind', 'qualified_name',
+           'minimum_version', 'validate_spec', 'CdiDevice', 'claim_env', 'class_view', 'CdiRegistry']
 
 # %% ../nbs/22_cdi.ipynb #a29eb825
 CDI_CLASS = "accel"
@@ -120,33 +120,50 @@ class CdiDevice:
     pci_address: str
     dev_host_path: str
     sysfs_host_path: str
+    dev_is_node: bool = True  # False: a simulated node's regular file, bind-mounted instead
 
 # %% ../nbs/22_cdi.ipynb #6d6f5d0f
 @patch
 def container_edits(self: CdiDevice) -> dict:
-    """The device's own edits: its `/dev` node and a read-only bind mount of its sysfs entry."""
+    """The device's own edits: its `/dev` node (a simulated device's file: bind-mounted) and a
+    read-only bind mount of its sysfs entry."""
+    sysfs = {"hostPath": self.sysfs_host_path,
+             "containerPath": f"/sys/class/mock-accel/{self.name}",
+             "options": ["ro", "nosuid", "nodev", "noexec", "bind"]}
+    if not self.dev_is_node:  # a runtime refuses a regular file as a device node
+        return {"mounts": [{"hostPath": self.dev_host_path, "containerPath": f"/dev/{self.name}",
+                            "options": ["ro", "nosuid", "nodev", "noexec", "bind"]}, sysfs]}
     node = {"path": f"/dev/{self.name}"}
     if self.dev_host_path != node["path"]:
         node["hostPath"] = self.dev_host_path
-    return {"deviceNodes": [node],
-            "mounts": [{"hostPath": self.sysfs_host_path,
-                        "containerPath": f"/sys/class/mock-accel/{self.name}",
-                        "options": ["ro", "nosuid", "nodev", "noexec", "bind"]}]}
+    return {"deviceNodes": [node], "mounts": [sysfs]}
 
 # %% ../nbs/22_cdi.ipynb #4cd69fbe
 def claim_env(devices: list[CdiDevice]) -> list[str]:
-    """The claim-wide environment: the seed's three variables, indexed when several."""
+    """The claim-wide environment: the seed's variables (DEVICE is the name), indexed when several."""
     if len(devices) == 1:
         (device,) = devices
         return [f"MOCK_ACCEL_UUID={device.uuid}", f"MOCK_ACCEL_PCI={device.pci_address}",
-                f"MOCK_ACCEL_DEVICE=/dev/{device.name}"]
+                f"MOCK_ACCEL_DEVICE={device.name}", f"MOCK_ACCEL_DEVICE_PATH=/dev/{device.name}"]
     env = [f"MOCK_ACCEL_COUNT={len(devices)}",
            f"MOCK_ACCEL_DEVICES={','.join(d.name for d in devices)}"]
     for index, device in enumerate(devices):
         env += [f"MOCK_ACCEL_UUID_{index}={device.uuid}",
                 f"MOCK_ACCEL_PCI_{index}={device.pci_address}",
-                f"MOCK_ACCEL_DEVICE_{index}=/dev/{device.name}"]
+                f"MOCK_ACCEL_DEVICE_{index}={device.name}",
+                f"MOCK_ACCEL_DEVICE_PATH_{index}=/dev/{device.name}"]
     return env
+
+# %% ../nbs/22_cdi.ipynb #ee61dc85
+CLASS_VIEW_OPTIONS = ["nosuid", "nodev", "noexec", "mode=755", "size=64k"]
+
+
+def class_view(devices: list[CdiDevice]) -> dict:
+    """The claim-wide tmpfs under which `/sys/class/mock-accel` holds only the claim's devices."""
+    simulated = not all(d.dev_is_node for d in devices)  # no class dir in the container's sysfs
+    return {"hostPath": "tmpfs", "type": "tmpfs",
+            "containerPath": "/sys/class" if simulated else "/sys/class/mock-accel",
+            "options": list(CLASS_VIEW_OPTIONS)}
 
 # %% ../nbs/22_cdi.ipynb #6413dbe1
 def _on_host(node: SysfsNode, path: Path, host_root: Path) -> Path:
@@ -168,7 +185,8 @@ def from_device(cls: CdiDevice, node: SysfsNode, device: Device,
     else:  # the class entry's link is followed by the runtime's bind mount, on the node
         sysfs_dir, dev_path = (_on_host(node, p, Path(host_root)) for p in (sysfs_dir, dev_path))
     return cls(name=device.name, uuid=device.uuid, pci_address=device.pci_address,
-               dev_host_path=str(dev_path), sysfs_host_path=str(sysfs_dir))
+               dev_host_path=str(dev_path), sysfs_host_path=str(sysfs_dir),
+               dev_is_node=node.dev_path(device.name).is_char_device())
 
 # %% ../nbs/22_cdi.ipynb #7d1ddbbf
 class CdiRegistry:
@@ -207,7 +225,7 @@ def device(self: CdiRegistry, node: SysfsNode, device: Device) -> CdiDevice:
 def build_spec(self: CdiRegistry, claim_uid: str, devices: list[CdiDevice]) -> dict:
     """The validated spec of a claim, at the smallest `cdiVersion` that has what it uses."""
     spec = {"kind": self.kind,
-            "containerEdits": {"env": claim_env(devices)},
+            "containerEdits": {"env": claim_env(devices), "mounts": [class_view(devices)]},
             "devices": [{"name": self.device_name(claim_uid, d.name),
                          "containerEdits": d.container_edits()} for d in devices]}
     spec = {"cdiVersion": minimum_version(spec), **spec}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import hashlib
 import logging
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from .abi import DEFAULT_DRIVER
 from .cdi import CdiRegistry
 from .firmware import ensure_firmware
 from .kube import KubeClient, KubeError
-from .sim import SimConfig, SimNode
+from .sim import SimConfig, SimNode, node_identity
 from .wait import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
@@ -96,10 +95,10 @@ class DemoNode:
         from mock_accel.plugin import DriverPlugin
         self.name = name
         self.dir = workdir / name
-        # a per-node uuid_seed, as on real hosts, so UUIDs are unique across the cluster
-        seed = topology.uuid_seed or int.from_bytes(hashlib.sha256(name.encode()).digest()[:6])
+        # per-node identity (uuid_seed, pci_domain), so devices differ across the cluster
+        identity = node_identity(name) if not topology.uuid_seed else {}
         self.sim = SimNode.create(self.dir / "root", replace(
-            topology, firmware=ensure_firmware(workdir), uuid_seed=seed))
+            topology, firmware=ensure_firmware(workdir), **identity))
         self.config = PluginConfig(driver=driver, node_name=name,
                                    plugins_dir=str(self.dir / "plugins"),
                                    registry_dir=str(self.dir / "plugins_registry"),

@@ -183,13 +183,14 @@ class LocalNode:
 
 
 def cdi_host_paths(spec: dict) -> list[str]:
-    """Every host path a CDI spec makes the runtime open: device nodes and mount sources."""
+    """Every host path a CDI spec makes the runtime open: device nodes and bind-mount sources
+    (a tmpfs has no host path)."""
     paths = []
     edits = [spec.get("containerEdits") or {}] + [d.get("containerEdits") or {}
                                                    for d in spec.get("devices") or []]
     for edit in edits:
         paths += [n.get("hostPath") or n["path"] for n in edit.get("deviceNodes") or []]
-        paths += [m["hostPath"] for m in edit.get("mounts") or []]
+        paths += [m["hostPath"] for m in edit.get("mounts") or [] if m.get("type") != "tmpfs"]
     return paths
 
 # %% ../nbs/17_e2e.ipynb #e8d73198

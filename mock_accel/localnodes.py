@@ -27,19 +27,19 @@ from fastcore.basics import patch
 import mock_accel
 from .demo import NODE_TOPOLOGY
 from .firmware import ensure_firmware
-from .kube import KubeClient
+from .kube import KubeClient, KubeError
 from .kubebins import find_bin
 from .kubelet import KubeletEmulator
-from .sim import SimConfig, SimNode
+from .sim import SimConfig, SimNode, node_identity
 from .wait import WaitTimeout, wait_until
 
 # %% auto #0
 __all__ = ['REPO', 'CHART', 'CONTAINERFILE', 'KUBELET_REGISTRY', 'CDI_DIRS', 'FIELD_MANAGER', 'FIELD_PATHS', 'LocalInstallError',
            'helm_bin', 'kubectl_bin', 'helm_template', 'parse_api_resources', 'served_kinds', 'apply_objects',
-           'image_entrypoint', 'container_argv', 'container_env', 'host_mounts', 'build_container_root', 'in_container',
-           'translate_args', 'to_host', 'short_dir', 'explicit_defaults', 'pod_kubeconfig', 'token_kubeconfig',
-           'Process', 'LocalInstall', 'pod_container', 'running_status', 'kubelet_registry', 'cdi_dirs',
-           'host_endpoint', 'as_written', 'registered_plugins', 'main']
+           'image_entrypoint', 'container_argv', 'container_env', 'host_mounts', 'build_container_root',
+           'config_map_mounts', 'in_container', 'translate_args', 'to_host', 'short_dir', 'explicit_defaults',
+           'pod_kubeconfig', 'token_kubeconfig', 'Process', 'LocalInstall', 'pod_container', 'running_status',
+           'kubelet_registry', 'cdi_dirs', 'host_endpoint', 'as_written', 'registered_plugins', 'main']
 
 # %% ../nbs/16_localnodes.ipynb #055f4587
 REPO = Path(mock_accel.__file__).resolve().parent.parent
@@ -236,6 +236,32 @@ def build_container_root(root: Path, node_root: Path, mounts: dict[str, str]) ->
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
 
+# %% ../nbs/16_localnodes.ipynb #4648d609
+def config_map_mounts(pod: dict, container: dict, client: KubeClient,
+                      node_root: Path) -> dict[str, str]:
+    """mountPath -> node path of the container's configMap volumes, whose files are written
+    where a kubelet keeps them (`/var/lib/kubelet/pods/<uid>/volumes/...`)."""
+    volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+    mounts = {}
+    for mount in container.get("volumeMounts") or []:
+        source = volumes.get(mount["name"], {}).get("configMap")
+        if source is None:
+            continue
+        namespace = pod["metadata"]["namespace"]
+        try:
+            data = client.get(f"/api/v1/namespaces/{namespace}/configmaps/{source['name']}")
+        except KubeError as err:
+            raise LocalInstallError(f"configMap {source['name']} of {container['name']}: "
+                                    f"{err.reason}") from None
+        path = (f"/var/lib/kubelet/pods/{pod['metadata']['uid']}/volumes/"
+                f"kubernetes.io~configmap/{mount['name']}")
+        target = node_root / path.lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        for key, value in (data.get("data") or {}).items():
+            (target / key).write_text(value)
+        mounts[mount["mountPath"].rstrip("/")] = path
+    return mounts
+
 # %% ../nbs/16_localnodes.ipynb #52faec20
 def in_container(path: str, root: Path) -> str:
     """An absolute container path as seen through the container root."""
@@ -364,6 +390,7 @@ class LocalInstall:
     processes: list[Process] = field(default_factory=list)
     containerfile: str = str(CONTAINERFILE)
     container_roots: list[str] = field(default_factory=list)
+    sim_dir: str = ""  # node path of the tree the chart's simulation mode builds ("": the root)
 
 # %% ../nbs/16_localnodes.ipynb #1eda1a37
 @patch
@@ -396,15 +423,17 @@ def alive(self: LocalInstall, process: Process) -> bool:
 # %% ../nbs/16_localnodes.ipynb #4b7805a3
 @patch
 def add_nodes(self: LocalInstall, cluster_state: dict,
-              topology: SimConfig = NODE_TOPOLOGY) -> None:
-    """A simulated node (the devices of the kernel module) per node of the cluster."""
+              topology: SimConfig = NODE_TOPOLOGY, sim_dir: str = "") -> None:
+    """A node root per node of the cluster, holding a simulated node (the devices of the
+    kernel module); with `sim_dir` (the chart's `simulation.hostDir`) the chart builds it."""
+    self.sim_dir = sim_dir
     for name in cluster_state["nodes"]:
         root = short_dir()
         self.nodes[name] = str(root)
         self.save()
-        seed = int.from_bytes(name.encode()[-6:].rjust(6, b"\0"))
-        SimNode.create(root, replace(topology, firmware=ensure_firmware(Path(self.workdir)),
-                                     uuid_seed=seed))
+        if not sim_dir:
+            SimNode.create(root, replace(topology, firmware=ensure_firmware(Path(self.workdir)),
+                                         **node_identity(name)))
         self.nodes[name] = str(root)
         self.node_kubeconfigs[name] = cluster_state["node_kubeconfigs"][name]
     self.save()
@@ -412,7 +441,7 @@ def add_nodes(self: LocalInstall, cluster_state: dict,
 
 @patch
 def sim(self: LocalInstall, node: str) -> SimNode:
-    return SimNode(self.nodes[node])
+    return SimNode(self.host_path(node, self.sim_dir or "/"))
 
 
 @patch
@@ -460,6 +489,8 @@ def _process(self: LocalInstall, pod: dict, container: dict, kubeconfig: Path,
     self.container_roots.append(str(root))
     self.save()
     mounts = host_mounts(pod, container)
+    if any("configMap" in v for v in pod["spec"].get("volumes") or []):
+        mounts |= config_map_mounts(pod, container, self.client, Path(self.nodes[node]))
     build_container_root(root, Path(self.nodes[node]), mounts)
     env = {**container_env(pod, container), "KUBECONFIG": str(kubeconfig)}
     argv = container_argv(container, Path(self.containerfile))

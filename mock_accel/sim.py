@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -43,7 +44,8 @@ from .sysfs import SysfsNode, parse_name
 
 # %% auto #0
 __all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log', 'SIM_MARKER',
-           'SimConfig', 'software_uuid', 'software_pci_address', 'software_pcie_root', 'kstrtoull', 'SimNode', 'main']
+           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'SimConfig', 'software_uuid', 'software_pci_address',
+           'software_pcie_root', 'kstrtoull', 'SimNode', 'node_identity', 'main']
 
 # %% ../nbs/05_sim.ipynb #feb9dce8
 FW_VERSION = "1.0.0"
@@ -66,6 +68,7 @@ class SimConfig:
     num_vfs: int = 0
     uuid_seed: int = 0
     firmware: str | None = None
+    pci_domain: int = SW_DOMAIN_BASE  # simulation only: NUMA node n is domain pci_domain + n
 
     def check(self) -> None:
         """Refuse values the module would refuse at load time."""
@@ -74,7 +77,8 @@ class SimConfig:
                  ("memory_size", self.memory_size > 0),
                  ("total_vfs", 0 <= self.total_vfs <= MAX_TOTAL_VFS),
                  ("num_vfs", 0 <= self.num_vfs <= self.total_vfs),
-                 ("uuid_seed", 0 <= self.uuid_seed < 2**64)]
+                 ("uuid_seed", 0 <= self.uuid_seed < 2**64),
+                 ("pci_domain", 0 <= self.pci_domain <= 0x10000 - self.numa_nodes)]
         for name, ok in rules:
             if not ok:
                 raise ValueError(f"invalid module parameter {name}={getattr(self, name)}")
@@ -89,14 +93,15 @@ def software_uuid(pf_id: int, vf_index: int | None, seed: int = 0) -> str:
     return str(uuidlib.UUID(bytes=raw))
 
 
-def software_pci_address(pf_id: int, vf_index: int | None, numa_node: int) -> str:
-    domain = SW_DOMAIN_BASE + max(numa_node, 0)
+def software_pci_address(pf_id: int, vf_index: int | None, numa_node: int,
+                         domain_base: int = SW_DOMAIN_BASE) -> str:
+    domain = domain_base + max(numa_node, 0)
     devfn = 0 if vf_index is None else vf_index + 1
     return f"{domain:04x}:{pf_id:02x}:{devfn >> 3:02x}.{devfn & 7:x}"
 
 
-def software_pcie_root(numa_node: int) -> str:
-    return f"pci{SW_DOMAIN_BASE + max(numa_node, 0):04x}:00"
+def software_pcie_root(numa_node: int, domain_base: int = SW_DOMAIN_BASE) -> str:
+    return f"pci{domain_base + max(numa_node, 0):04x}:00"
 
 # %% ../nbs/05_sim.ipynb #17a7f728
 def kstrtoull(text: str, base: int = 0, limit: int = 2**64 - 1) -> int:
@@ -252,8 +257,8 @@ def _identity(self: SimNode, pf_id: int, vf_index: int | None, numa_node: int,
     return {"uuid": software_uuid(pf_id, vf_index, config.uuid_seed),
             "memory_size": str(memory_size), "numa_node": str(numa_node),
             "status": f"0x{STATUS_READY:08x}", "fw_version": FW_VERSION, "revision": str(REVISION),
-            "pci_address": software_pci_address(pf_id, vf_index, numa_node),
-            "pcie_root": software_pcie_root(numa_node), "health": "ok",
+            "pci_address": software_pci_address(pf_id, vf_index, numa_node, config.pci_domain),
+            "pcie_root": software_pcie_root(numa_node, config.pci_domain), "health": "ok",
             "wordlist_loaded": "1" if words else "0", "wordlist_size": str(words),
             "passphrase_count": str(PASSPHRASE_DEFAULT_WORDS), "passphrase": ""}
 
@@ -336,15 +341,14 @@ def hold_open(self: SimNode, name: str) -> Iterator[None]:
 # %% ../nbs/05_sim.ipynb #8e865479
 @patch(cls_method=True)
 def create(cls: SimNode, root: str | os.PathLike, config: SimConfig = SimConfig()) -> SimNode:
-    """Build a fresh simulated node at `root` (which must be empty or absent)."""
+    """Build a fresh simulated node at `root` (absent, or holding only empty directories)."""
     config.check()
     root = Path(root)
-    if root.exists() and any(root.iterdir()):
+    if root.exists() and any(not p.is_dir() or p.is_symlink() for p in root.rglob("*")):
         raise FileExistsError(f"{root} is not empty; refusing to build a simulated node there")
     node = cls(root)
-    node.bus_dir.mkdir(parents=True)
-    node.class_dir.mkdir(parents=True)
-    node.dev_dir.mkdir(parents=True)
+    for directory in (node.bus_dir, node.class_dir, node.dev_dir):
+        directory.mkdir(parents=True, exist_ok=True)
     (node.root / SIM_MARKER).write_text(json.dumps(asdict(config), indent=1) + "\n")
     for control in BUS_CONTROLS:
         (node.bus_dir / control).touch(mode=0o200)
@@ -357,6 +361,34 @@ def create(cls: SimNode, root: str | os.PathLike, config: SimConfig = SimConfig(
             node._add_pf(pf_id, pf_id % config.numa_nodes, config.memory_size,
                          config.total_vfs)
             node._set_numvfs(f"mock{pf_id}", config.num_vfs)
+    return node
+
+# %% ../nbs/05_sim.ipynb #63839816
+PCI_DOMAIN_FIRST = 0x1000
+PCI_DOMAIN_BLOCKS = (0x10000 - PCI_DOMAIN_FIRST) // MAX_NUMA_NODES
+
+
+def node_identity(node_name: str) -> dict[str, int]:
+    """`uuid_seed` and `pci_domain` of a node's simulated devices, derived from its name."""
+    digest = hashlib.sha256(node_name.encode()).digest()
+    block = int.from_bytes(digest[6:10]) % PCI_DOMAIN_BLOCKS
+    return {"uuid_seed": int.from_bytes(digest[:6]),
+            "pci_domain": PCI_DOMAIN_FIRST + block * MAX_NUMA_NODES}
+
+
+@patch(cls_method=True)
+def ensure(cls: SimNode, root: str | os.PathLike, config: SimConfig = SimConfig()) -> SimNode:
+    """The simulated node at `root`: kept when built with `config`, else built fresh."""
+    root = Path(root)
+    if not (root / SIM_MARKER).exists():
+        return cls.create(root, config)
+    node = cls(root)
+    have = {k: v for k, v in asdict(node.config).items() if k != "firmware"}
+    want = {k: v for k, v in asdict(config).items() if k != "firmware"}
+    if have != want:
+        changed = ", ".join(f"{k}={have.get(k)}->{v}" for k, v in want.items() if have.get(k) != v)
+        raise ValueError(f"{root} holds a simulated node with other parameters ({changed}); "
+                         "remove it to build a new one")
     return node
 
 # %% ../nbs/05_sim.ipynb #c2a6fefe
@@ -489,22 +521,33 @@ def _store_del_device(self: SimNode, value: str) -> None:
 
 # %% ../nbs/05_sim.ipynb #61e12947
 def main(argv: list[str] | None = None) -> int:
-    """`create ROOT [options]`: build a simulated node; exit code 1 when that is refused."""
+    """`create ROOT` / `ensure ROOT --node-name N` [topology]: exit code 1 when refused."""
     parser = argparse.ArgumentParser(prog="python -m mock_accel.sim",
                                      description="Build a simulated mock-accel node.")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="build a simulated node at ROOT")
-    create.add_argument("root", type=Path)
+    ensure = commands.add_parser("ensure", help="keep or build the simulated node of a node "
+                                 "(identity from --node-name, default $NODE_NAME)")
+    ensure.add_argument("--node-name", default=os.environ.get("NODE_NAME", ""))
     defaults = SimConfig()
-    for option in ("num_devices", "numa_nodes", "memory_size", "total_vfs", "num_vfs",
-                   "uuid_seed"):
-        create.add_argument(f"--{option.replace('_', '-')}", type=int,
-                            default=getattr(defaults, option))
-    create.add_argument("--firmware", default=None, help=f"path of {FIRMWARE_NAME}")
+    for sub, options in ((create, ("uuid_seed", "pci_domain")), (ensure, ())):
+        sub.add_argument("root", type=Path)
+        for option in ("num_devices", "numa_nodes", "memory_size", "total_vfs", "num_vfs",
+                       *options):
+            sub.add_argument(f"--{option.replace('_', '-')}", type=int,
+                             default=getattr(defaults, option))
+        sub.add_argument("--firmware", default=None, help=f"path of {FIRMWARE_NAME}")
     args = parser.parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "root")}
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "root", "node_name")}
+    if args.command == "ensure" and not args.node_name:
+        print("error: ensure needs --node-name (or NODE_NAME)", file=sys.stderr)
+        return 1
     try:
-        node = SimNode.create(args.root, SimConfig(**options))
+        if args.command == "ensure":
+            config = SimConfig(**options, **node_identity(args.node_name))
+            node = SimNode.ensure(args.root, config)
+        else:
+            node = SimNode.create(args.root, SimConfig(**options))
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

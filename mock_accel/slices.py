@@ -42,9 +42,10 @@ TAINT_EFFECTS = ("None", "NoSchedule", "NoExecute")
 STANDARD_PREFIX = "resource.kubernetes.io/"
 COUNTER = "memory"
 
-# labels on every slice we publish (the controller itself selects with field selectors)
-LABEL_DRIVER = f"{DEFAULT_DRIVER}/driver"
-LABEL_NODE = f"{DEFAULT_DRIVER}/node"
+# the seed's labels on every slice (`kubectl get resourceslices -l driver=<driver>`); no
+# `device=` label: a slice holds many devices. The controller selects with field selectors.
+LABEL_DRIVER = "driver"
+LABEL_NODE = "node"
 
 # what `build_slices` puts in spec.pool.generation; the controller sets the real one
 GENERATION_PLACEHOLDER = 0

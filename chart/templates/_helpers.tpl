@@ -118,3 +118,21 @@ tolerations:
 {{- define "mock-device.wordlist" -}}
 {{- .Values.kernelModule.firmware.wordlist | default (.Files.Get "files/firmware/mock-accel-wordlist.txt") -}}
 {{- end -}}
+
+{{/* The node directory holding sys/class/mock-accel, sys/devices and dev: the simulated tree
+     in simulation mode, else draDriver.hostRoot. Also refuses simulation values that make no
+     sense together (the schema checks each value alone). */}}
+{{- define "mock-device.hostRoot" -}}
+{{- $sim := .Values.simulation -}}
+{{- if $sim.enabled -}}
+{{- if .Values.kernelModule.enabled -}}
+{{- fail "simulation.enabled and kernelModule.enabled exclude each other: simulated devices replace the module's" -}}
+{{- end -}}
+{{- if gt (int $sim.num_vfs) (int $sim.total_vfs) -}}
+{{- fail (printf "simulation.num_vfs=%v is above simulation.total_vfs=%v" $sim.num_vfs $sim.total_vfs) -}}
+{{- end -}}
+{{- $sim.hostDir -}}
+{{- else -}}
+{{- .Values.draDriver.hostRoot -}}
+{{- end -}}
+{{- end -}}

@@ -22,7 +22,8 @@ MODES = {"default": (), "prebuilt": ("kernelModule.enabled=true",),
          "build": ("kernelModule.enabled=true", "kernelModule.mode=build",
                    "kernelModule.imageRepoSecret=push-creds"),
          "privileged-agent": ("draDriver.nodeAgent.securityContext.privileged=true",
-                              "draDriver.nodeAgent.securityContext.allowPrivilegeEscalation=true")}
+                              "draDriver.nodeAgent.securityContext.allowPrivilegeEscalation=true"),
+         "simulation": ("simulation.enabled=true",)}
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def _release_bytes(api: KubeClient, namespace: str, release: str) -> int:
     return len(json.dumps(secret))
 
 
-@pytest.mark.parametrize("mode", ["default", "build", "no-classes"])
+@pytest.mark.parametrize("mode", ["default", "build", "no-classes", "simulation"])
 def test_helm_install_and_uninstall(cluster, api, kmm_crd, mode):
     tag = f"inst{_unique()}"
     ns = f"ns-{tag}"
@@ -184,6 +185,7 @@ def test_helm_install_and_uninstall(cluster, api, kmm_crd, mode):
         assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
         assert {d["metadata"]["name"] for d in api.list("apps/v1", "DaemonSet", namespace=ns)} == {
             f"{tag}-controller", f"{tag}-node-agent"}
+        assert ("-c simulate" in notes) == (mode == "simulation"), notes
         if mode == "build":
             module = api.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "mock-accel", ns)
             assert module["spec"]["imageRepoSecret"] == {"name": "push-creds"}

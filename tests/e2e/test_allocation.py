@@ -36,7 +36,8 @@ def test_demo_scenario_end_to_end(driver_demo):
     assert pf.is_pf and pf.allocated
     assert demo.outcomes["whole-pf"].env == {"MOCK_ACCEL_UUID": pf.uuid,
                                              "MOCK_ACCEL_PCI": pf.pci_address,
-                                             "MOCK_ACCEL_DEVICE": f"/dev/{pf.name}"}
+                                             "MOCK_ACCEL_DEVICE": pf.name,
+                                             "MOCK_ACCEL_DEVICE_PATH": f"/dev/{pf.name}"}
     (vf,) = devices_of(demo, "one-vf")
     assert not vf.is_pf and vf.allocated
     pair = devices_of(demo, "numa-pair")

@@ -218,7 +218,8 @@ class TestDriverOnTheRealModule:
         env = spec["containerEdits"]["env"]
         assert f"MOCK_ACCEL_UUID={real.uuid}" in env
         assert f"MOCK_ACCEL_PCI={real.pci_address}" in env
-        assert f"MOCK_ACCEL_DEVICE=/dev/{device}" in env
+        assert f"MOCK_ACCEL_DEVICE={device}" in env
+        assert f"MOCK_ACCEL_DEVICE_PATH=/dev/{device}" in env
         (cdi_device,) = spec["devices"]
         assert prepared.cdi_device_ids == [f"{spec['kind']}={cdi_device['name']}"]
         assert cdi_device["containerEdits"]["deviceNodes"] == [{"path": f"/dev/{device}"}]
