@@ -22,11 +22,12 @@ from fastcore.basics import patch
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from .cdi import CdiError, CdiRegistry
+from .cdi import CdiError, CdiRegistry, qualified_name
 from .health import HEALTH_SERVICES
 from .kube import KubeError
 from .slices import is_dns_label, is_dns_subdomain
-from .state import Checkpoint, PreparedClaim, PreparedDevice, holders, reconcile
+from .state import (Checkpoint, PreparedClaim, PreparedDevice, holders, rebuild,
+                               reconcile)
 from .abi import STATUS_ALLOCATED
 from .inventory import open_node
 from .sysfs import NAME_PATTERN, DeviceError, Inventory, SysfsNode
@@ -34,10 +35,10 @@ from .sysfs import NAME_PATTERN, DeviceError, Inventory, SysfsNode
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DRA_V1', 'DRA_V1BETA1', 'DRA_SERVICES', 'UNIX_PATH_MAX', 'CLAIMS_PATH', 'MAX_UID_LENGTH', 'CRASH_POINT_ENV',
-           'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig', 'ApiReader', 'ClaimError',
-           'ClaimRef', 'ClaimResult', 'check_claim_ref', 'node_selected', 'our_results', 'read_claimed_devices',
-           'PluginMetrics', 'crash_point', 'NodeClaims']
+__all__ = ['log', 'DRA_V1', 'DRA_V1BETA1', 'DRA_SERVICES', 'UNIX_PATH_MAX', 'CLAIMS_PATH', 'ALL_CLAIMS_PATH', 'MAX_UID_LENGTH',
+           'CRASH_POINT_ENV', 'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig',
+           'ApiReader', 'ClaimError', 'ClaimRef', 'ClaimResult', 'check_claim_ref', 'node_selected', 'our_results',
+           'read_claimed_devices', 'PluginMetrics', 'crash_point', 'NodeClaims']
 
 # %% ../nbs/26_claims.ipynb #b677f9a5
 DRA_V1 = "v1.DRAPlugin"
@@ -125,6 +126,7 @@ def supported_versions(self: PluginConfig) -> list[str]:
 
 # %% ../nbs/26_claims.ipynb #0bcb48ab
 CLAIMS_PATH = "/apis/resource.k8s.io/v1/namespaces/{namespace}/resourceclaims/{name}"
+ALL_CLAIMS_PATH = "/apis/resource.k8s.io/v1/resourceclaims"
 
 
 class ApiReader(Protocol):
@@ -293,8 +295,43 @@ class NodeClaims:
         self._claim_locks: dict[str, tuple[threading.Lock, int]] = {}  # uid -> (lock, users)
         self._reserved: dict[str, str] = {}      # device -> claim uid, while being prepared
         with self._serialized():
-            self._claims = self.checkpoint.load()
-            self.reconcile_report = reconcile(self._claims, self.node, self.cdi)
+            self._claims = self._load({})
+            self.reconcile_report = reconcile(self._claims, self.node, self.cdi,
+                                              trusted=not self.checkpoint.corrupt)
+
+# %% ../nbs/26_claims.ipynb #d4175b1f
+@patch
+def _api_claims(self: NodeClaims) -> dict[str, PreparedClaim] | None:
+    """The claims the API server has allocated to this node, as records; None if unreadable."""
+    try:
+        listing = self.client.get(ALL_CLAIMS_PATH)
+    except (KubeError, OSError) as err:
+        log.error("cannot list ResourceClaims to rebuild the checkpoint: %s", err)
+        return None
+    claims: dict[str, PreparedClaim] = {}
+    for claim in listing.get("items") or []:
+        meta = claim.get("metadata") or {}
+        try:
+            results = our_results(claim, self.config.driver, self.config.node_name)
+        except ClaimError:
+            continue
+        uid = meta.get("uid", "")
+        claims[uid] = PreparedClaim(uid, meta.get("namespace", ""), meta.get("name", ""), [
+            PreparedDevice(r["request"], r["pool"], r["device"], [qualified_name(
+                self.cdi.kind, self.cdi.device_name(uid, r["device"]))]) for r in results])
+    return claims
+
+
+@patch
+def _load(self: NodeClaims, memory: dict[str, PreparedClaim]) -> dict[str, PreparedClaim]:
+    """The checkpoint's claims; when it is corrupt, those `rebuild` recovers plus `memory`
+    (what this process prepared), saved at once so the loss does not become permanent."""
+    claims = self.checkpoint.load()
+    if not self.checkpoint.corrupt:
+        return claims
+    claims = rebuild(self.node, self.cdi, self.config.node_name, self._api_claims()) | memory
+    self.checkpoint.save(claims)
+    return claims
 
 # %% ../nbs/26_claims.ipynb #9cff4937
 @patch
@@ -310,7 +347,7 @@ def _serialized(self: NodeClaims) -> Iterator[None]:
         try:
             if hasattr(self, "_claims"):
                 with self._state_lock:
-                    self._claims = self.checkpoint.load()
+                    self._claims = self._load(self._claims)
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

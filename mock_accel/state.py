@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from .cdi import CdiRegistry
+from .cdi import CdiError, CdiRegistry, qualified_name
 from .files import atomic_write
 from .sysfs import SysfsNode
 
@@ -25,7 +25,7 @@ CHECKPOINT_VERSION = 1
 
 # %% auto #0
 __all__ = ['log', 'CHECKPOINT_VERSION', 'PreparedDevice', 'PreparedClaim', 'holders', 'CheckpointError', 'remove_temporaries',
-           'Checkpoint', 'ReconcileReport', 'reconcile']
+           'Checkpoint', 'rebuild', 'ReconcileReport', 'reconcile']
 
 # %% ../nbs/23_state.ipynb #91a8328f
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.quarantined: Path | None = None
+        self.corrupt = False   # the last `load` found a corrupt file (and quarantined it)
 
 # %% ../nbs/23_state.ipynb #c1db4724
 @patch
@@ -108,6 +109,7 @@ def decode(self: Checkpoint, text: str) -> dict[str, PreparedClaim]:
 def load(self: Checkpoint) -> dict[str, PreparedClaim]:
     """The checkpointed claims; {} when there is no file or it is corrupt (then quarantined)."""
     remove_temporaries(self.path.parent, f"{self.path.name}.")
+    self.corrupt = False
     try:
         text = self.path.read_text()
     except FileNotFoundError:
@@ -118,8 +120,8 @@ def load(self: Checkpoint) -> dict[str, PreparedClaim]:
         self.quarantined = self.path.with_name(
             f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
         os.replace(self.path, self.quarantined)
-        log.error("checkpoint %s is corrupt (%s); moved to %s, starting from the devices",
-                  self.path, err, self.quarantined)
+        self.corrupt = True
+        log.error("checkpoint %s is corrupt (%s); moved to %s", self.path, err, self.quarantined)
         return {}
 
 
@@ -129,6 +131,43 @@ def save(self: Checkpoint, claims: dict[str, PreparedClaim]) -> None:
     plain = {uid: asdict(claim) for uid, claim in sorted(claims.items())}
     document = {"version": CHECKPOINT_VERSION, "checksum": _checksum(plain), "claims": plain}
     atomic_write(self.path, json.dumps(document, indent=1, sort_keys=True), mode=0o600)
+
+# %% ../nbs/23_state.ipynb #7f2261df
+def _spec_devices(cdi: CdiRegistry, uid: str) -> list[str]:
+    """The device names of claim `uid`'s CDI spec on disk; `CheckpointError` when unreadable."""
+    try:
+        spec = cdi.read_claim_spec(uid)
+        names = [device["name"] for device in spec["devices"]]
+    except (CdiError, OSError, ValueError, TypeError, KeyError, RecursionError) as err:
+        raise CheckpointError(f"CDI spec of claim {uid!r} is unreadable ({err!r})") from None
+    return [n[len(uid) + 1:] for n in names if isinstance(n, str) and n.startswith(f"{uid}-")]
+
+
+def rebuild(node: SysfsNode, cdi: CdiRegistry, pool: str,
+            api: dict[str, PreparedClaim] | None = None) -> dict[str, PreparedClaim]:
+    """The claims prepared on this node by what survives a lost checkpoint: our CDI specs,
+    the ALLOCATED bits and the API's claims allocated here (`api`, None when unreadable)."""
+    allocated = {device.name for device in node.discover() if device.allocated}
+    claims: dict[str, PreparedClaim] = {}
+    for uid in sorted(cdi.claim_uids()):
+        try:
+            names = _spec_devices(cdi, uid)
+        except CheckpointError as err:
+            log.error("%s; not rebuilt", err)
+            continue
+        known = (api or {}).get(uid)
+        claims[uid] = known or PreparedClaim(uid, "", "", [
+            PreparedDevice("", pool, name, [qualified_name(cdi.kind, cdi.device_name(uid, name))])
+            for name in names])
+    unexplained = allocated - set(holders(claims))
+    for uid, claim in sorted((api or {}).items()):
+        if uid not in claims and any(d.device in unexplained for d in claim.devices):
+            claims[uid] = claim
+            unexplained -= {d.device for d in claim.devices}
+    log.error("rebuilt %d claim(s) from the CDI specs and devices%s: %s", len(claims),
+              "" if api is not None else " (the API could not be read)",
+              ", ".join(sorted(claims)) or "none")
+    return claims
 
 # %% ../nbs/23_state.ipynb #2c163840
 @dataclass
@@ -140,6 +179,7 @@ class ReconcileReport:
     removed_specs: list[str] = field(default_factory=list)  # CDI specs of unknown claims
     missing: list[str] = field(default_factory=list)        # "uid/device" gone from the node
     temporaries: list[str] = field(default_factory=list)    # half-written CDI files removed
+    kept: list[str] = field(default_factory=list)           # allocated, unknown, kept (untrusted)
 
     @property
     def changed(self) -> bool:
@@ -148,8 +188,9 @@ class ReconcileReport:
 
 # %% ../nbs/23_state.ipynb #ffb90f18
 def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
-              cdi: CdiRegistry) -> ReconcileReport:
-    """Make device status and CDI specs agree with the checkpointed `claims`."""
+              cdi: CdiRegistry, trusted: bool = True) -> ReconcileReport:
+    """Make device status and CDI specs agree with the checkpointed `claims`; unless `trusted`
+    (claims rebuilt after a corrupt checkpoint), free no device and remove no spec."""
     report = ReconcileReport(temporaries=remove_temporaries(cdi.cdi_dir, cdi.prefix))
     inventory = node.discover()
     held = holders(claims)
@@ -166,13 +207,20 @@ def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
             report.restored_specs.append(claim.uid)
     for device in inventory:
         if device.allocated and device.name not in held:
+            if not trusted:
+                report.kept.append(device.name)
+                continue
             node.set_allocated(device.name, False)
             report.freed.append(device.name)
-    for uid in sorted(cdi.claim_uids() - set(claims)):
+    for uid in sorted(cdi.claim_uids() - set(claims)) if trusted else []:
         cdi.remove_claim_spec(uid)
         report.removed_specs.append(uid)
     for problem in report.missing:
         log.warning("checkpointed device %s is not on this node any more", problem)
+    if report.kept:
+        log.error("devices %s are marked allocated but no claim could be rebuilt for them; kept "
+                  "allocated (the checkpoint was corrupt): free them by hand once no pod uses "
+                  "them", ", ".join(report.kept))
     if report.changed:
         log.info("reconciled: %s", report)
     return report
