@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import socket
 import stat
 import threading
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'PLUGIN_TYPE', 'DriverPlugin', 'RegistrationServicer', 'DraServicer', 'DraV1Servicer', 'DraV1beta1Servicer',
-           'remove_stale_socket']
+           'remove_stale_socket', 'remove_stale_sockets']
 
 # %% ../nbs/27_plugin.ipynb #ae7a267d
 class DriverPlugin(NodeClaims):
@@ -166,6 +167,32 @@ def remove_stale_socket(path: Path) -> bool:
     log.info("removed stale %s", path, extra={"v": 1})
     return True
 
+# %% ../nbs/27_plugin.ipynb #427f4bd3
+def _ours_in_registry(config: PluginConfig) -> re.Pattern:
+    uid = r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|[A-Za-z0-9_-]{11}"
+    return re.compile(rf"{re.escape(config.driver)}(?:-(?:{uid}))?-reg\.sock")
+
+
+def remove_stale_sockets(config: PluginConfig) -> list[Path]:
+    """Remove the dead sockets earlier instances of this plugin left; returns those removed."""
+    registry = Path(config.registry_dir)
+    found = list(config.plugin_dir.glob("*.sock")) + [
+        p for p in (registry.iterdir() if registry.is_dir() else [])
+        if _ours_in_registry(config).fullmatch(p.name)]
+    removed = []
+    for path in sorted(found):
+        if path in (config.dra_socket, config.registration_socket) or not path.is_socket():
+            continue
+        try:
+            if remove_stale_socket(path):
+                removed.append(path)
+        except RuntimeError:
+            continue   # a live instance (the other pod of a rolling update)
+    if removed:
+        log.warning("removed %d dead socket(s) of earlier instances: %s", len(removed),
+                    ", ".join(map(str, removed)))
+    return removed
+
 # %% ../nbs/27_plugin.ipynb #8e5f2a78
 @patch
 def _serve(self: DriverPlugin, path: Path, add_services) -> grpc.Server:
@@ -193,6 +220,7 @@ def start(self: DriverPlugin) -> None:
     config = self.config
     self._stop.clear()
     config.plugin_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_sockets(config)
     if config.health:
         self.health.start()
 

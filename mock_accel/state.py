@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,15 +18,16 @@ from fastcore.basics import patch
 
 from .cdi import CdiError, CdiRegistry, qualified_name
 from .files import atomic_write
-from .sysfs import SysfsNode
+from .sysfs import NAME_PATTERN, SysfsNode
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+UID_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.:-]*[A-Za-z0-9])?")  # a CDI device name
 
 # %% auto #0
-__all__ = ['log', 'CHECKPOINT_VERSION', 'PreparedDevice', 'PreparedClaim', 'holders', 'CheckpointError', 'remove_temporaries',
-           'Checkpoint', 'rebuild', 'ReconcileReport', 'reconcile']
+__all__ = ['log', 'CHECKPOINT_VERSION', 'UID_PATTERN', 'PreparedDevice', 'PreparedClaim', 'holders', 'CheckpointError',
+           'remove_temporaries', 'Checkpoint', 'rebuild', 'ReconcileReport', 'reconcile']
 
 # %% ../nbs/23_state.ipynb #91a8328f
 @dataclass(frozen=True)
@@ -46,8 +48,20 @@ class PreparedClaim:
 
     @classmethod
     def from_dict(cls, data: dict) -> PreparedClaim:
-        return cls(uid=data["uid"], namespace=data["namespace"], name=data["name"],
-                   devices=[PreparedDevice(**d) for d in data["devices"]])
+        """The record of `data`; `TypeError`/`ValueError` unless every field has its type and
+        the UID and device names can only name what they should (no `../`)."""
+        claim = cls(uid=data["uid"], namespace=data["namespace"], name=data["name"],
+                    devices=[PreparedDevice(**d) for d in data["devices"]])
+        texts = [claim.uid, claim.namespace, claim.name] + [
+            text for d in claim.devices for text in (d.request, d.pool, d.device, *d.cdi_ids)]
+        if not all(isinstance(t, str) for t in texts) or not all(
+                isinstance(d.cdi_ids, list) for d in claim.devices):
+            raise TypeError("a field is not a string (or cdi_ids not a list of them)")
+        bad = [n for n in [claim.uid] if not UID_PATTERN.fullmatch(n)] + [
+            d.device for d in claim.devices if not NAME_PATTERN.fullmatch(d.device)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} cannot be a claim UID or device name")
+        return claim
 
 
 def holders(claims: dict[str, PreparedClaim]) -> dict[str, str]:
@@ -93,6 +107,8 @@ def decode(self: Checkpoint, text: str) -> dict[str, PreparedClaim]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise CheckpointError(f"not JSON ({err})") from None
+    except RecursionError:
+        raise CheckpointError("JSON nested too deep") from None
     if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"unknown checkpoint version {data.get('version')!r}"
                               if isinstance(data, dict) else "not a JSON object")
@@ -100,9 +116,12 @@ def decode(self: Checkpoint, text: str) -> dict[str, PreparedClaim]:
     if not isinstance(claims, dict) or data.get("checksum") != _checksum(claims):
         raise CheckpointError("checksum mismatch")
     try:
-        return {uid: PreparedClaim.from_dict(claim) for uid, claim in claims.items()}
-    except (KeyError, TypeError) as err:
-        raise CheckpointError(f"malformed claim record ({err})") from None
+        decoded = {uid: PreparedClaim.from_dict(claim) for uid, claim in claims.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"malformed claim record ({err!r})") from None
+    if any(uid != claim.uid for uid, claim in decoded.items()):
+        raise CheckpointError("a claim is filed under another UID")
+    return decoded
 
 # %% ../nbs/23_state.ipynb #0793e289
 @patch
@@ -186,6 +205,28 @@ class ReconcileReport:
         return any((self.remarked, self.restored_specs, self.freed, self.removed_specs,
                     self.temporaries))
 
+# %% ../nbs/23_state.ipynb #3f932a5a
+def _claim_uids(cdi: CdiRegistry) -> set[str]:
+    """The UIDs of our CDI spec files; files named like ours that name no UID are skipped."""
+    uids = set()
+    for uid in cdi.claim_uids():
+        try:
+            cdi.spec_path(uid)
+        except CdiError:
+            log.warning("%s%s.json in %s is not a claim spec of this plugin; left alone",
+                        cdi.prefix, uid, cdi.cdi_dir)
+            continue
+        uids.add(uid)
+    return uids
+
+
+def _spec_readable(cdi: CdiRegistry, uid: str) -> bool:
+    try:
+        return cdi.read_claim_spec(uid) is not None
+    except (ValueError, RecursionError) as err:
+        log.warning("CDI spec of claim %s is unreadable (%s); rewriting it", uid, err)
+        return False
+
 # %% ../nbs/23_state.ipynb #ffb90f18
 def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
               cdi: CdiRegistry, trusted: bool = True) -> ReconcileReport:
@@ -201,7 +242,7 @@ def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
             if not inventory[prepared.device].allocated:
                 node.set_allocated(prepared.device, True)
                 report.remarked.append(prepared.device)
-        if present and cdi.read_claim_spec(claim.uid) is None:
+        if present and not _spec_readable(cdi, claim.uid):
             cdi.write_claim_spec(claim.uid, [cdi.device(node, inventory[d.device])
                                              for d in present])
             report.restored_specs.append(claim.uid)
@@ -212,7 +253,7 @@ def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
                 continue
             node.set_allocated(device.name, False)
             report.freed.append(device.name)
-    for uid in sorted(cdi.claim_uids() - set(claims)) if trusted else []:
+    for uid in sorted(_claim_uids(cdi) - set(claims)) if trusted else []:
         cdi.remove_claim_spec(uid)
         report.removed_specs.append(uid)
     for problem in report.missing:

@@ -1,11 +1,15 @@
 """Issue 15, items 1–3: the prepared state survives a corrupt checkpoint, stray files and
-adminAccess claims. `NodeClaims` on a simulated node, the API server is `FakeKube` (the claims'
-allocation results), no sockets.
+adminAccess claims; the dead sockets of earlier pods are removed. `NodeClaims` on a simulated
+node (a `DriverPlugin` for the sockets), the API server is `FakeKube` (the claims' allocation
+results).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import socket
 
 import pytest
 
@@ -83,3 +87,60 @@ def test_corrupt_checkpoint_at_run_time_keeps_the_claims_in_memory(make_claims):
     assert set(agent.prepared_claims()) == {"u1", "u2"}
     assert set(agent.checkpoint.load()) == {"u1", "u2"}
     assert allocated(agent) == ["mock0", "mock1"]
+
+
+def signed(claims: dict) -> str:
+    """A checkpoint whose checksum is right, whatever `claims` holds."""
+    canonical = json.dumps(claims, sort_keys=True, separators=(",", ":"))
+    checksum = hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps({"version": 1, "checksum": checksum, "claims": claims})
+
+
+RECORD = {"uid": "u1", "namespace": "ns", "name": "one", "devices": [
+    {"request": "accel", "pool": "node-a", "device": "mock0", "cdi_ids": ["k=u1-mock0"]}]}
+
+
+@pytest.mark.parametrize("text", [
+    signed({"../u1": RECORD | {"uid": "../u1"}}),            # a UID that escapes the CDI dir
+    signed({"u1": RECORD | {"devices": [7]}}),               # wrong types
+    signed({"u1": RECORD | {"name": ["x"]}}),
+    signed({"u1": RECORD | {"devices": [RECORD["devices"][0] | {"device": "../../x"}]}}),
+    "[" * 200_000 + "]" * 200_000,                           # RecursionError in json
+], ids=["dotdot-uid", "device-not-a-dict", "name-not-a-string", "dotdot-device", "deep"])
+def test_checkpoint_with_bad_content_is_quarantined(make_claims, text):
+    api = FakeKube([claim("one", "u1", ["mock0"])])
+    agent = make_claims(api)
+    agent.checkpoint.path.parent.mkdir(parents=True, exist_ok=True)
+    agent.checkpoint.path.write_text(text)
+    restarted = make_claims(api)                             # no TypeError, CdiError, ...
+    assert restarted.checkpoint.quarantined and restarted.checkpoint.quarantined.exists()
+    assert not restarted.prepare([ClaimRef("ns", "u1", "one")])["u1"].error
+
+
+def test_stray_cdi_files_are_skipped(make_claims, tmp_path, caplog):
+    api = FakeKube([claim("one", "u1", ["mock0"])])
+    agent = make_claims(api)
+    strays = [tmp_path / "cdi" / f"{agent.cdi.prefix}.json",
+              tmp_path / "cdi" / f"{agent.cdi.prefix}a b.json"]
+    for stray in strays:
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_text("{}")
+    with caplog.at_level(logging.WARNING):
+        restarted = make_claims(api)                         # used to raise CdiError
+    assert all(stray.exists() for stray in strays) and "not a claim spec" in caplog.text
+    assert not restarted.prepare([ClaimRef("ns", "u1", "one")])["u1"].error
+
+
+def test_dead_sockets_of_earlier_pods_are_removed(make_plugin, short_dir):
+    old = "0b6e5c3a-5d0e-4a47-9c55-1a2b3c4d5e6f"
+    live = make_plugin(pod_uid="1b6e5c3a-5d0e-4a47-9c55-1a2b3c4d5e6f")   # rolling update: old pod
+    dead = [live.config.plugin_dir / f"dra-{old}.sock",
+            short_dir / "registry" / f"{DRIVER}-{old}-reg.sock"]
+    for path in dead:
+        leftover = socket.socket(socket.AF_UNIX)
+        leftover.bind(str(path))
+        leftover.close()                                     # a crashed pod's socket file
+    new = make_plugin(pod_uid="2b6e5c3a-5d0e-4a47-9c55-1a2b3c4d5e6f")
+    assert not any(path.exists() for path in dead)
+    assert live.config.dra_socket.exists() and live.config.registration_socket.exists()
+    assert new.config.dra_socket.exists()
