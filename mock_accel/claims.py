@@ -402,6 +402,7 @@ def _check_devices(self: NodeClaims, ref: ClaimRef, results: list[dict],
     """`ClaimError` unless every device of `results` can be given to `ref` (under the lock)."""
     held = holders(self._claims) | self._reserved
     problems: list[tuple[str, str]] = []
+    admin = {r["device"] for r in results if r.get("adminAccess")}
     for name in dict.fromkeys(r["device"] for r in results):
         device = inventory.devices.get(name)
         holder = held.get(name)
@@ -412,8 +413,9 @@ def _check_devices(self: NodeClaims, ref: ClaimRef, results: list[dict],
             problems.append(("device_missing", f"device {name} does not exist on this node"))
         elif not device.healthy:
             problems.append(("device_unhealthy", f"device {name} is unhealthy ({device.health})"))
-        elif holder is not None and holder != ref.uid and not all(
-                r.get("adminAccess") for r in results if r["device"] == name):
+        elif name in admin:
+            continue                      # adminAccess: shared with whoever holds it
+        elif holder is not None and holder != ref.uid:
             problems.append(("device_busy", f"device {name} is held by claim {holder}"))
         elif holder is None and device.allocated:
             problems.append(("device_busy", f"device {name} is marked allocated "
@@ -461,7 +463,8 @@ def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
         ref.uid, [self.cdi.device(self.node, inventory[n]) for n in names]) if names else {}
     crash_point("after-cdi")
     devices = [PreparedDevice(request=r["request"], pool=r["pool"], device=r["device"],
-                              cdi_ids=[ids[r["device"]]]) for r in results]
+                              cdi_ids=[ids[r["device"]]],
+                              admin_access=bool(r.get("adminAccess"))) for r in results]
     prepared = PreparedClaim(uid=ref.uid, namespace=ref.namespace, name=ref.name,
                              devices=devices)
     with self._state_lock:
@@ -486,14 +489,15 @@ def _prepare_claim(self: NodeClaims, ref: ClaimRef) -> list[PreparedDevice]:
         return known.devices
     results = self._read_claim(ref)
     names = list(dict.fromkeys(r["device"] for r in results))
+    held = [n for n in names if not any(r.get("adminAccess") for r in results if r["device"] == n)]
     inventory = read_claimed_devices(self.node, names)
     with self._state_lock:
         self._check_devices(ref, results, inventory)
-        for name in names:
+        for name in held:
             self._reserved[name] = ref.uid
     marked: list[str] = []
     try:
-        self._mark(names, inventory, marked)
+        self._mark(held, inventory, marked)
         crash_point("after-mark")
         devices = self._record(ref, results, inventory)
     except BaseException as err:
@@ -501,7 +505,7 @@ def _prepare_claim(self: NodeClaims, ref: ClaimRef) -> list[PreparedDevice]:
         raise
     finally:
         with self._state_lock:
-            for name in names:
+            for name in held:
                 if self._reserved.get(name) == ref.uid:
                     del self._reserved[name]
     log.info("prepared claim %s: %s", ref, ", ".join(names) or "no devices of ours",
@@ -545,7 +549,7 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
     with self._state_lock:
         others = holders({uid: c for uid, c in self._claims.items() if uid != ref.uid})
     present = set(self.node.names())
-    names = list(dict.fromkeys(d.device for d in prepared.devices))
+    names = list(dict.fromkeys(d.device for d in prepared.devices if not d.admin_access))
     for name in names:
         if name in others:
             continue

@@ -32,11 +32,13 @@ __all__ = ['log', 'CHECKPOINT_VERSION', 'UID_PATTERN', 'PreparedDevice', 'Prepar
 # %% ../nbs/23_state.ipynb #91a8328f
 @dataclass(frozen=True)
 class PreparedDevice:
-    """One device a claim got on this node, and the CDI ids we answered with."""
+    """One device a claim got on this node, and the CDI ids we answered with. An `admin_access`
+    device is accessed, not held: it stays free for (and is never freed under) other claims."""
     request: str
     pool: str
     device: str
     cdi_ids: list[str] = field(default_factory=list)
+    admin_access: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class PreparedClaim:
         texts = [claim.uid, claim.namespace, claim.name] + [
             text for d in claim.devices for text in (d.request, d.pool, d.device, *d.cdi_ids)]
         if not all(isinstance(t, str) for t in texts) or not all(
-                isinstance(d.cdi_ids, list) for d in claim.devices):
-            raise TypeError("a field is not a string (or cdi_ids not a list of them)")
+                isinstance(d.cdi_ids, list) and isinstance(d.admin_access, bool)
+                for d in claim.devices):
+            raise TypeError("a field has the wrong type")
         bad = [n for n in [claim.uid] if not UID_PATTERN.fullmatch(n)] + [
             d.device for d in claim.devices if not NAME_PATTERN.fullmatch(d.device)]
         if bad:
@@ -65,8 +68,9 @@ class PreparedClaim:
 
 
 def holders(claims: dict[str, PreparedClaim]) -> dict[str, str]:
-    """device name -> uid of the claim that holds it."""
-    return {d.device: claim.uid for claim in claims.values() for d in claim.devices}
+    """device name -> uid of the claim that holds it (adminAccess holds nothing)."""
+    return {d.device: claim.uid for claim in claims.values() for d in claim.devices
+            if not d.admin_access}
 
 # %% ../nbs/23_state.ipynb #7e38ede9
 class CheckpointError(ValueError):
@@ -239,7 +243,7 @@ def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
         present = [d for d in claim.devices if d.device in inventory.devices]
         report.missing += [f"{claim.uid}/{d.device}" for d in claim.devices if d not in present]
         for prepared in present:
-            if not inventory[prepared.device].allocated:
+            if not prepared.admin_access and not inventory[prepared.device].allocated:
                 node.set_allocated(prepared.device, True)
                 report.remarked.append(prepared.device)
         if present and not _spec_readable(cdi, claim.uid):

@@ -144,3 +144,22 @@ def test_dead_sockets_of_earlier_pods_are_removed(make_plugin, short_dir):
     assert not any(path.exists() for path in dead)
     assert live.config.dra_socket.exists() and live.config.registration_socket.exists()
     assert new.config.dra_socket.exists()
+
+
+def test_admin_access_claim_shares_the_device(make_claims):
+    api = FakeKube([claim("admin", "ua", ["mock0"], admin=True), claim("one", "u1", ["mock0"]),
+                    claim("admin2", "ub", ["mock0"], admin=True)])
+    agent = make_claims(api)
+    admin, normal = ClaimRef("ns", "ua", "admin"), ClaimRef("ns", "u1", "one")
+    assert not agent.prepare([admin])["ua"].error
+    assert allocated(agent) == []                      # adminAccess holds nothing
+    assert agent.checkpoint.load()["ua"].devices[0].admin_access
+    assert agent.prepare([normal])["u1"].error == ""   # was "held by claim ua"
+    assert allocated(agent) == ["mock0"]
+    assert not agent.prepare([ClaimRef("ns", "ub", "admin2")])["ub"].error
+    assert agent.unprepare([admin])["ua"].error == ""
+    assert allocated(agent) == ["mock0"]               # the normal claim still holds it
+    restarted = make_claims(api)                       # the checkpoint kept adminAccess
+    assert restarted.reconcile_report.freed == [] and allocated(restarted) == ["mock0"]
+    assert restarted.unprepare([normal])["u1"].error == ""
+    assert allocated(restarted) == []                  # ub (adminAccess) does not keep it
