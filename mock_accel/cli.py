@@ -14,10 +14,12 @@ import sys
 import threading
 import time
 
+from . import __version__
 from .abi import DEFAULT_DRIVER
 
 # %% auto #0
-__all__ = ['JsonFormatter', 'VerbosityFilter', 'configure_logging', 'build_parser', 'run_controller', 'run_node_agent', 'main']
+__all__ = ['JsonFormatter', 'VerbosityFilter', 'configure_logging', 'UsageError', 'build_parser', 'run_controller',
+           'run_node_agent', 'main']
 
 # %% ../nbs/30_cli.ipynb #fc5a92fd
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -41,7 +43,10 @@ class VerbosityFilter(logging.Filter):
         self.verbosity = verbosity
 
     def filter(self, record: logging.LogRecord) -> bool:
-        implied = 5 if record.levelno <= logging.DEBUG else 1 if record.levelno <= logging.INFO else 0
+        ours = record.name.split(".")[0] in ("mock_accel", "__main__")
+        debug, info = (5, 1) if ours else (10, 5)
+        implied = debug if record.levelno <= logging.DEBUG else \
+            info if record.levelno <= logging.INFO else 0
         return getattr(record, "v", implied) <= self.verbosity
 
 
@@ -60,11 +65,30 @@ def configure_logging(verbosity: int = 5, stream=None) -> logging.Handler:
     return handler
 
 # %% ../nbs/30_cli.ipynb #17b4789a
+class UsageError(ValueError):
+    """Bad input found after parsing (`main` says it like argparse: one line, exit code 2)."""
+
+
 def _node_name(args: argparse.Namespace) -> str:
     name = args.node_name or os.environ.get("NODE_NAME")
     if not name:
-        raise SystemExit("error: no node name: set NODE_NAME or pass --node-name")
+        raise UsageError("no node name: set NODE_NAME or pass --node-name")
     return name
+
+
+def _duration(text: str) -> float:
+    from mock_accel.controller import parse_duration
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _sysfs_root(text: str) -> str:
+    """The value of `--sysfs-root`: an existing directory."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return text
 
 
 def _verbosity(text: str) -> int:
@@ -77,7 +101,8 @@ def _verbosity(text: str) -> int:
 def _common_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--driver-name", default=os.environ.get("DRIVER_NAME", DEFAULT_DRIVER))
     sub.add_argument("--node-name", default=None, help="default: $NODE_NAME")
-    sub.add_argument("--sysfs-root", default="/", help="root of a real or simulated node")
+    sub.add_argument("--sysfs-root", type=_sysfs_root, default="/",
+                     help="root of a real or simulated node")
     sub.add_argument("--kubeconfig", default=None,
                      help="default: $KUBECONFIG, else in-cluster, else ~/.kube/config")
     sub.add_argument("-v", "--verbosity", type=_verbosity, default=5, help="0..10 (seed scale)")
@@ -86,8 +111,8 @@ def _common_flags(sub: argparse.ArgumentParser) -> None:
 def _controller_command(commands) -> None:
     controller = commands.add_parser("controller", help="publish this node's ResourceSlices")
     _common_flags(controller)
-    controller.add_argument("--rescan-interval", default="30s")
-    controller.add_argument("--max-backoff", default="3s",
+    controller.add_argument("--rescan-interval", type=_duration, default="30s")
+    controller.add_argument("--max-backoff", type=_duration, default="3s",
                             help="longest wait between retries after an API error; also the "
                                  "longest lag after an API server outage")
     controller.add_argument("--no-partitionable", action="store_true",
@@ -119,11 +144,12 @@ def _node_agent_command(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mock-accel", description=__doc__ or
                                      "Mock PCIe accelerators for Kubernetes DRA.")
+    parser.add_argument("--version", action="version", version=f"mock-accel {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _controller_command(commands)
     _node_agent_command(commands)
     devices = commands.add_parser("devices", help="print the devices of a node")
-    devices.add_argument("--sysfs-root", default="/")
+    devices.add_argument("--sysfs-root", type=_sysfs_root, default="/")
     devices.add_argument("--passphrase", type=int, metavar="WORDS", default=None)
     sim = commands.add_parser("sim", help="simulated nodes (mock_accel.sim)")
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
@@ -188,7 +214,7 @@ def _delegate(command: str, rest: list[str]) -> int:
     """`sim`, `cluster` and `demo` have their own parsers: hand them everything after the command."""
     if command == "sim":
         from mock_accel.sim import main as sim_main
-        return sim_main(rest)
+        return sim_main(rest, prog="mock-accel sim")
     if command == "cluster":
         from mock_accel.cluster import main as cluster_main
         return cluster_main(rest)
@@ -209,11 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     runner = {"controller": run_controller, "node-agent": run_node_agent}[args.command]
     try:
         return runner(args)
-    except ValueError as err:  # a rejected setting: say which, without a traceback
-        logging.getLogger(__name__).error("%s failed: %s", args.command, err)
-        return 1
-    except Exception:
-        logging.getLogger(__name__).exception("%s failed", args.command)
+    except UsageError as err:
+        print(f"mock-accel {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # one line; the traceback only for whoever asks (-v 10)
+        kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
+        logging.getLogger(__name__).error("%s failed: %s%s", args.command, kind, err,
+                                          exc_info=args.verbosity >= 10)
         return 1
 
 # %% ../nbs/30_cli.ipynb #890d7451

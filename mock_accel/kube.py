@@ -94,10 +94,28 @@ def _material_file(data_b64: str, suffix: str) -> str:
 
 
 def _pick(items: list[dict], name: str, what: str, path: Path) -> dict:
-    for item in items or []:
-        if item.get("name") == name:
-            return item.get(what.rstrip("s")) or {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("name") == name:
+            found = item.get(what.rstrip("s")) or {}
+            if not isinstance(found, dict):
+                raise ValueError(f"kubeconfig {path}: {what[:-1]} {name!r} is not a mapping")
+            return found
     raise ValueError(f"kubeconfig {path}: no {what[:-1]} named {name!r}")
+
+
+def _read_kubeconfig(path: Path) -> dict:
+    """The kubeconfig at `path` as a mapping; `ValueError` (one line) when it is not one."""
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ValueError(f"cannot read kubeconfig {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise ValueError(f"kubeconfig {path} is not valid YAML{line}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"kubeconfig {path} is not a mapping but a {type(config).__name__}")
+    return config
 
 
 def _file_or_data(section: dict, key: str, base: Path, suffix: str) -> str | None:
@@ -138,10 +156,7 @@ def from_kubeconfig(cls: KubeClient, path: str | os.PathLike, context: str | Non
                     **options: Any) -> KubeClient:
     """A client for `context` (default: the current context) of the kubeconfig at `path`."""
     path = Path(path).expanduser()
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ValueError(f"cannot read kubeconfig {path}: {err.strerror}") from None
+    config = _read_kubeconfig(path)
     name = context or config.get("current-context")
     if not name:
         raise ValueError(f"kubeconfig {path}: no current-context and no context given")
