@@ -76,19 +76,18 @@ def _node_name(args: argparse.Namespace) -> str:
     return name
 
 
-def _duration(text: str) -> float:
+def _check_args(args: argparse.Namespace) -> None:
+    """`UsageError` unless `--sysfs-root` is an existing directory and the durations parse.
+    Checked when a command runs, not by the parser: the chart's arguments are parsed (by its
+    tests and the local chart runner) where its paths do not exist, and keep their text."""
     from mock_accel.controller import parse_duration
-    try:
-        return parse_duration(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _sysfs_root(text: str) -> str:
-    """The value of `--sysfs-root`: an existing directory."""
-    if not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
-    return text
+    if not os.path.isdir(args.sysfs_root):
+        raise UsageError(f"argument --sysfs-root: {args.sysfs_root!r} is not a directory")
+    for flag in ("rescan_interval", "max_backoff"):
+        try:
+            parse_duration(getattr(args, flag, "0"))
+        except ValueError as err:
+            raise UsageError(f"argument --{flag.replace('_', '-')}: {err}") from None
 
 
 def _verbosity(text: str) -> int:
@@ -101,7 +100,7 @@ def _verbosity(text: str) -> int:
 def _common_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--driver-name", default=os.environ.get("DRIVER_NAME", DEFAULT_DRIVER))
     sub.add_argument("--node-name", default=None, help="default: $NODE_NAME")
-    sub.add_argument("--sysfs-root", type=_sysfs_root, default="/",
+    sub.add_argument("--sysfs-root", default="/",
                      help="root of a real or simulated node")
     sub.add_argument("--kubeconfig", default=None,
                      help="default: $KUBECONFIG, else in-cluster, else ~/.kube/config")
@@ -111,14 +110,16 @@ def _common_flags(sub: argparse.ArgumentParser) -> None:
 def _controller_command(commands) -> None:
     controller = commands.add_parser("controller", help="publish this node's ResourceSlices")
     _common_flags(controller)
-    controller.add_argument("--rescan-interval", type=_duration, default="30s")
-    controller.add_argument("--max-backoff", type=_duration, default="3s",
+    controller.add_argument("--rescan-interval", default="30s")
+    controller.add_argument("--max-backoff", default="3s",
                             help="longest wait between retries after an API error; also the "
                                  "longest lag after an API server outage")
     controller.add_argument("--no-partitionable", action="store_true",
                             help="no sharedCounters (clusters older than 1.36)")
     controller.add_argument("--unhealthy-effect", default="NoSchedule",
                             choices=["NoSchedule", "NoExecute"])
+    controller.add_argument("--health-port", type=int, default=0,
+                            help="serve /healthz and /readyz over HTTP on this port; 0: none")
     controller.add_argument("--cleanup-stale-nodes", action="store_true",
                             help="also delete this driver's slices of nodes that no longer exist "
                                  "(needs cluster-wide list/delete on resourceslices)")
@@ -139,6 +140,8 @@ def _node_agent_command(commands) -> None:
                        help="rolling-update registration socket name")
     agent.add_argument("--metrics-port", type=int, default=0, help="0: no metrics endpoint")
     agent.add_argument("--no-health", action="store_true", help="no DRAResourceHealth service")
+    agent.add_argument("--health-port", type=int, default=0,
+                       help="serve grpc.health.v1.Health (gRPC probes) on this port; 0: none")
 
 # %% ../nbs/30_cli.ipynb #e1f6b916
 def build_parser() -> argparse.ArgumentParser:
@@ -149,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _controller_command(commands)
     _node_agent_command(commands)
     devices = commands.add_parser("devices", help="print the devices of a node")
-    devices.add_argument("--sysfs-root", type=_sysfs_root, default="/")
+    devices.add_argument("--sysfs-root", default="/")
     devices.add_argument("--passphrase", type=int, metavar="WORDS", default=None)
     sim = commands.add_parser("sim", help="simulated nodes (mock_accel.sim)")
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
@@ -184,6 +187,8 @@ def run_controller(args: argparse.Namespace) -> int:
         rescan_interval=parse_duration(args.rescan_interval),
         max_backoff=parse_duration(args.max_backoff),
         cleanup_stale_nodes=args.cleanup_stale_nodes)
+    if args.health_port:
+        controller.start_health_server(args.health_port)
     logging.getLogger(__name__).info("controller starting", extra={
         "node": controller.node_name, "driver": args.driver_name})
     controller.run(_stop_event())
@@ -204,6 +209,8 @@ def run_node_agent(args: argparse.Namespace) -> int:
     if args.metrics_port:
         plugin.start_metrics_server(args.metrics_port)
     plugin.start()
+    if args.health_port:
+        plugin.start_probe_server(args.health_port)
     logging.getLogger(__name__).info("node agent serving", extra={"node": config.node_name})
     _stop_event().wait()
     plugin.stop()
@@ -227,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("sim", "cluster", "demo"):
         return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
+    try:
+        _check_args(args)
+    except UsageError as err:
+        print(f"mock-accel {args.command}: error: {err}", file=sys.stderr)
+        return 2
     if args.command == "devices":
         from mock_accel.inventory import main as sysfs_main
         extra = [] if args.passphrase is None else ["--passphrase", str(args.passphrase)]

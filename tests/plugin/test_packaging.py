@@ -57,12 +57,14 @@ def test_the_floors_install_and_import_the_stubs(tmp_path):
     python = venv / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
                     "--only-binary=:all:", f"protobuf=={declared['protobuf']}",
-                    f"grpcio=={declared['grpcio']}"], check=True, timeout=600)
+                    f"grpcio=={declared['grpcio']}",
+                    f"grpcio-health-checking=={declared['grpcio-health-checking']}"],
+                   check=True, timeout=600)
     package = tmp_path / "src" / "mock_accel"       # the stubs alone, not the whole package
     shutil.copytree(PROTO, package / "proto", ignore=shutil.ignore_patterns("__pycache__"))
     (package / "__init__.py").write_text("")
     modules = sorted(f"mock_accel.proto.{f.stem}" for f in PROTO.glob("*_pb2*.py"))
-    script = ("import importlib, google.protobuf, grpc\n"
+    script = ("import importlib, google.protobuf, grpc, grpc_health.v1.health\n"
               f"for name in {modules!r}:\n    importlib.import_module(name)\n"
               "print(google.protobuf.__version__, grpc.__version__)")
     done = subprocess.run([python, "-c", script], cwd=tmp_path / "src", capture_output=True,
