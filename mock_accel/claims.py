@@ -22,11 +22,12 @@ from fastcore.basics import patch
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from .cdi import CdiError, CdiRegistry
+from .cdi import CdiError, CdiRegistry, qualified_name
 from .health import HEALTH_SERVICES
 from .kube import KubeError
 from .slices import is_dns_label, is_dns_subdomain
-from .state import Checkpoint, PreparedClaim, PreparedDevice, holders, reconcile
+from .state import (Checkpoint, PreparedClaim, PreparedDevice, holders, rebuild,
+                               reconcile)
 from .abi import STATUS_ALLOCATED
 from .inventory import open_node
 from .sysfs import NAME_PATTERN, DeviceError, Inventory, SysfsNode
@@ -34,10 +35,10 @@ from .sysfs import NAME_PATTERN, DeviceError, Inventory, SysfsNode
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DRA_V1', 'DRA_V1BETA1', 'DRA_SERVICES', 'UNIX_PATH_MAX', 'CLAIMS_PATH', 'MAX_UID_LENGTH', 'CRASH_POINT_ENV',
-           'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig', 'ApiReader', 'ClaimError',
-           'ClaimRef', 'ClaimResult', 'check_claim_ref', 'node_selected', 'our_results', 'read_claimed_devices',
-           'PluginMetrics', 'crash_point', 'NodeClaims']
+__all__ = ['log', 'DRA_V1', 'DRA_V1BETA1', 'DRA_SERVICES', 'UNIX_PATH_MAX', 'CLAIMS_PATH', 'ALL_CLAIMS_PATH', 'MAX_UID_LENGTH',
+           'CRASH_POINT_ENV', 'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig',
+           'ApiReader', 'ClaimError', 'ClaimRef', 'ClaimResult', 'check_claim_ref', 'node_selected', 'our_results',
+           'read_claimed_devices', 'PluginMetrics', 'crash_point', 'NodeClaims']
 
 # %% ../nbs/26_claims.ipynb #b677f9a5
 DRA_V1 = "v1.DRAPlugin"
@@ -125,6 +126,7 @@ def supported_versions(self: PluginConfig) -> list[str]:
 
 # %% ../nbs/26_claims.ipynb #0bcb48ab
 CLAIMS_PATH = "/apis/resource.k8s.io/v1/namespaces/{namespace}/resourceclaims/{name}"
+ALL_CLAIMS_PATH = "/apis/resource.k8s.io/v1/resourceclaims"
 
 
 class ApiReader(Protocol):
@@ -293,8 +295,43 @@ class NodeClaims:
         self._claim_locks: dict[str, tuple[threading.Lock, int]] = {}  # uid -> (lock, users)
         self._reserved: dict[str, str] = {}      # device -> claim uid, while being prepared
         with self._serialized():
-            self._claims = self.checkpoint.load()
-            self.reconcile_report = reconcile(self._claims, self.node, self.cdi)
+            self._claims = self._load({})
+            self.reconcile_report = reconcile(self._claims, self.node, self.cdi,
+                                              trusted=not self.checkpoint.corrupt)
+
+# %% ../nbs/26_claims.ipynb #d4175b1f
+@patch
+def _api_claims(self: NodeClaims) -> dict[str, PreparedClaim] | None:
+    """The claims the API server has allocated to this node, as records; None if unreadable."""
+    try:
+        listing = self.client.get(ALL_CLAIMS_PATH)
+    except (KubeError, OSError) as err:
+        log.error("cannot list ResourceClaims to rebuild the checkpoint: %s", err)
+        return None
+    claims: dict[str, PreparedClaim] = {}
+    for claim in listing.get("items") or []:
+        meta = claim.get("metadata") or {}
+        try:
+            results = our_results(claim, self.config.driver, self.config.node_name)
+        except ClaimError:
+            continue
+        uid = meta.get("uid", "")
+        claims[uid] = PreparedClaim(uid, meta.get("namespace", ""), meta.get("name", ""), [
+            PreparedDevice(r["request"], r["pool"], r["device"], [qualified_name(
+                self.cdi.kind, self.cdi.device_name(uid, r["device"]))]) for r in results])
+    return claims
+
+
+@patch
+def _load(self: NodeClaims, memory: dict[str, PreparedClaim]) -> dict[str, PreparedClaim]:
+    """The checkpoint's claims; when it is corrupt, those `rebuild` recovers plus `memory`
+    (what this process prepared), saved at once so the loss does not become permanent."""
+    claims = self.checkpoint.load()
+    if not self.checkpoint.corrupt:
+        return claims
+    claims = rebuild(self.node, self.cdi, self.config.node_name, self._api_claims()) | memory
+    self.checkpoint.save(claims)
+    return claims
 
 # %% ../nbs/26_claims.ipynb #9cff4937
 @patch
@@ -310,7 +347,7 @@ def _serialized(self: NodeClaims) -> Iterator[None]:
         try:
             if hasattr(self, "_claims"):
                 with self._state_lock:
-                    self._claims = self.checkpoint.load()
+                    self._claims = self._load(self._claims)
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -365,6 +402,7 @@ def _check_devices(self: NodeClaims, ref: ClaimRef, results: list[dict],
     """`ClaimError` unless every device of `results` can be given to `ref` (under the lock)."""
     held = holders(self._claims) | self._reserved
     problems: list[tuple[str, str]] = []
+    admin = {r["device"] for r in results if r.get("adminAccess")}
     for name in dict.fromkeys(r["device"] for r in results):
         device = inventory.devices.get(name)
         holder = held.get(name)
@@ -375,8 +413,9 @@ def _check_devices(self: NodeClaims, ref: ClaimRef, results: list[dict],
             problems.append(("device_missing", f"device {name} does not exist on this node"))
         elif not device.healthy:
             problems.append(("device_unhealthy", f"device {name} is unhealthy ({device.health})"))
-        elif holder is not None and holder != ref.uid and not all(
-                r.get("adminAccess") for r in results if r["device"] == name):
+        elif name in admin:
+            continue                      # adminAccess: shared with whoever holds it
+        elif holder is not None and holder != ref.uid:
             problems.append(("device_busy", f"device {name} is held by claim {holder}"))
         elif holder is None and device.allocated:
             problems.append(("device_busy", f"device {name} is marked allocated "
@@ -424,7 +463,8 @@ def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
         ref.uid, [self.cdi.device(self.node, inventory[n]) for n in names]) if names else {}
     crash_point("after-cdi")
     devices = [PreparedDevice(request=r["request"], pool=r["pool"], device=r["device"],
-                              cdi_ids=[ids[r["device"]]]) for r in results]
+                              cdi_ids=[ids[r["device"]]],
+                              admin_access=bool(r.get("adminAccess"))) for r in results]
     prepared = PreparedClaim(uid=ref.uid, namespace=ref.namespace, name=ref.name,
                              devices=devices)
     with self._state_lock:
@@ -449,14 +489,15 @@ def _prepare_claim(self: NodeClaims, ref: ClaimRef) -> list[PreparedDevice]:
         return known.devices
     results = self._read_claim(ref)
     names = list(dict.fromkeys(r["device"] for r in results))
+    held = [n for n in names if not any(r.get("adminAccess") for r in results if r["device"] == n)]
     inventory = read_claimed_devices(self.node, names)
     with self._state_lock:
         self._check_devices(ref, results, inventory)
-        for name in names:
+        for name in held:
             self._reserved[name] = ref.uid
     marked: list[str] = []
     try:
-        self._mark(names, inventory, marked)
+        self._mark(held, inventory, marked)
         crash_point("after-mark")
         devices = self._record(ref, results, inventory)
     except BaseException as err:
@@ -464,7 +505,7 @@ def _prepare_claim(self: NodeClaims, ref: ClaimRef) -> list[PreparedDevice]:
         raise
     finally:
         with self._state_lock:
-            for name in names:
+            for name in held:
                 if self._reserved.get(name) == ref.uid:
                     del self._reserved[name]
     log.info("prepared claim %s: %s", ref, ", ".join(names) or "no devices of ours",
@@ -508,7 +549,7 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
     with self._state_lock:
         others = holders({uid: c for uid, c in self._claims.items() if uid != ref.uid})
     present = set(self.node.names())
-    names = list(dict.fromkeys(d.device for d in prepared.devices))
+    names = list(dict.fromkeys(d.device for d in prepared.devices if not d.admin_access))
     for name in names:
         if name in others:
             continue

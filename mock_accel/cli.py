@@ -14,10 +14,12 @@ import sys
 import threading
 import time
 
+from . import __version__
 from .abi import DEFAULT_DRIVER
 
 # %% auto #0
-__all__ = ['JsonFormatter', 'VerbosityFilter', 'configure_logging', 'build_parser', 'run_controller', 'run_node_agent', 'main']
+__all__ = ['JsonFormatter', 'VerbosityFilter', 'configure_logging', 'UsageError', 'build_parser', 'run_controller',
+           'run_node_agent', 'main']
 
 # %% ../nbs/30_cli.ipynb #fc5a92fd
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -41,7 +43,10 @@ class VerbosityFilter(logging.Filter):
         self.verbosity = verbosity
 
     def filter(self, record: logging.LogRecord) -> bool:
-        implied = 5 if record.levelno <= logging.DEBUG else 1 if record.levelno <= logging.INFO else 0
+        ours = record.name.split(".")[0] in ("mock_accel", "__main__")
+        debug, info = (5, 1) if ours else (10, 5)
+        implied = debug if record.levelno <= logging.DEBUG else \
+            info if record.levelno <= logging.INFO else 0
         return getattr(record, "v", implied) <= self.verbosity
 
 
@@ -60,11 +65,29 @@ def configure_logging(verbosity: int = 5, stream=None) -> logging.Handler:
     return handler
 
 # %% ../nbs/30_cli.ipynb #17b4789a
+class UsageError(ValueError):
+    """Bad input found after parsing (`main` says it like argparse: one line, exit code 2)."""
+
+
 def _node_name(args: argparse.Namespace) -> str:
     name = args.node_name or os.environ.get("NODE_NAME")
     if not name:
-        raise SystemExit("error: no node name: set NODE_NAME or pass --node-name")
+        raise UsageError("no node name: set NODE_NAME or pass --node-name")
     return name
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """`UsageError` unless `--sysfs-root` is an existing directory and the durations parse.
+    Checked when a command runs, not by the parser: the chart's arguments are parsed (by its
+    tests and the local chart runner) where its paths do not exist, and keep their text."""
+    from mock_accel.controller import parse_duration
+    if not os.path.isdir(args.sysfs_root):
+        raise UsageError(f"argument --sysfs-root: {args.sysfs_root!r} is not a directory")
+    for flag in ("rescan_interval", "max_backoff"):
+        try:
+            parse_duration(getattr(args, flag, "0"))
+        except ValueError as err:
+            raise UsageError(f"argument --{flag.replace('_', '-')}: {err}") from None
 
 
 def _verbosity(text: str) -> int:
@@ -77,7 +100,8 @@ def _verbosity(text: str) -> int:
 def _common_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--driver-name", default=os.environ.get("DRIVER_NAME", DEFAULT_DRIVER))
     sub.add_argument("--node-name", default=None, help="default: $NODE_NAME")
-    sub.add_argument("--sysfs-root", default="/", help="root of a real or simulated node")
+    sub.add_argument("--sysfs-root", default="/",
+                     help="root of a real or simulated node")
     sub.add_argument("--kubeconfig", default=None,
                      help="default: $KUBECONFIG, else in-cluster, else ~/.kube/config")
     sub.add_argument("-v", "--verbosity", type=_verbosity, default=5, help="0..10 (seed scale)")
@@ -94,6 +118,8 @@ def _controller_command(commands) -> None:
                             help="no sharedCounters (clusters older than 1.36)")
     controller.add_argument("--unhealthy-effect", default="NoSchedule",
                             choices=["NoSchedule", "NoExecute"])
+    controller.add_argument("--health-port", type=int, default=0,
+                            help="serve /healthz and /readyz over HTTP on this port; 0: none")
     controller.add_argument("--cleanup-stale-nodes", action="store_true",
                             help="also delete this driver's slices of nodes that no longer exist "
                                  "(needs cluster-wide list/delete on resourceslices)")
@@ -114,11 +140,14 @@ def _node_agent_command(commands) -> None:
                        help="rolling-update registration socket name")
     agent.add_argument("--metrics-port", type=int, default=0, help="0: no metrics endpoint")
     agent.add_argument("--no-health", action="store_true", help="no DRAResourceHealth service")
+    agent.add_argument("--health-port", type=int, default=0,
+                       help="serve grpc.health.v1.Health (gRPC probes) on this port; 0: none")
 
 # %% ../nbs/30_cli.ipynb #e1f6b916
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mock-accel", description=__doc__ or
                                      "Mock PCIe accelerators for Kubernetes DRA.")
+    parser.add_argument("--version", action="version", version=f"mock-accel {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _controller_command(commands)
     _node_agent_command(commands)
@@ -158,6 +187,8 @@ def run_controller(args: argparse.Namespace) -> int:
         rescan_interval=parse_duration(args.rescan_interval),
         max_backoff=parse_duration(args.max_backoff),
         cleanup_stale_nodes=args.cleanup_stale_nodes)
+    if args.health_port:
+        controller.start_health_server(args.health_port)
     logging.getLogger(__name__).info("controller starting", extra={
         "node": controller.node_name, "driver": args.driver_name})
     controller.run(_stop_event())
@@ -178,6 +209,8 @@ def run_node_agent(args: argparse.Namespace) -> int:
     if args.metrics_port:
         plugin.start_metrics_server(args.metrics_port)
     plugin.start()
+    if args.health_port:
+        plugin.start_probe_server(args.health_port)
     logging.getLogger(__name__).info("node agent serving", extra={"node": config.node_name})
     _stop_event().wait()
     plugin.stop()
@@ -188,7 +221,7 @@ def _delegate(command: str, rest: list[str]) -> int:
     """`sim`, `cluster` and `demo` have their own parsers: hand them everything after the command."""
     if command == "sim":
         from mock_accel.sim import main as sim_main
-        return sim_main(rest)
+        return sim_main(rest, prog="mock-accel sim")
     if command == "cluster":
         from mock_accel.cluster import main as cluster_main
         return cluster_main(rest, prog="mock-accel cluster")
@@ -201,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("sim", "cluster", "demo"):
         return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
+    try:
+        _check_args(args)
+    except UsageError as err:
+        print(f"mock-accel {args.command}: error: {err}", file=sys.stderr)
+        return 2
     if args.command == "devices":
         from mock_accel.inventory import main as sysfs_main
         extra = [] if args.passphrase is None else ["--passphrase", str(args.passphrase)]
@@ -209,11 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     runner = {"controller": run_controller, "node-agent": run_node_agent}[args.command]
     try:
         return runner(args)
-    except ValueError as err:  # a rejected setting: say which, without a traceback
-        logging.getLogger(__name__).error("%s failed: %s", args.command, err)
-        return 1
-    except Exception:
-        logging.getLogger(__name__).exception("%s failed", args.command)
+    except UsageError as err:
+        print(f"mock-accel {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # one line; the traceback only for whoever asks (-v 10)
+        kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
+        logging.getLogger(__name__).error("%s failed: %s%s", args.command, kind, err,
+                                          exc_info=args.verbosity >= 10)
         return 1
 
 # %% ../nbs/30_cli.ipynb #890d7451

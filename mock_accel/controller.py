@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import logging
 import random
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 NODES_PATH = "/api/v1/nodes"
 
 # %% auto #0
-__all__ = ['log', 'NODES_PATH', 'DEFAULT_MAX_BACKOFF', 'parse_duration', 'comparable', 'ReconcileResult', 'backoff_delay',
-           'SliceController']
+__all__ = ['log', 'NODES_PATH', 'DEFAULT_MAX_BACKOFF', 'STALL_SECONDS', 'parse_duration', 'comparable', 'ReconcileResult',
+           'backoff_delay', 'SliceController']
 
 # %% ../nbs/21_controller.ipynb #1baaa6c0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -327,7 +328,7 @@ def run(self: SliceController, stop: threading.Event) -> None:
     log.info("node %s: publishing %s devices (partitionable=%s, rescan every %gs)",
              self.node_name, self.driver, self.partitionable, self.rescan_interval)
     while not stop.is_set():
-        now = time.monotonic()
+        now = self.heartbeat = time.monotonic()
         try:
             desired = self.desired()
             due = desired != published or now - last_full >= self.rescan_interval
@@ -349,3 +350,48 @@ def run(self: SliceController, stop: threading.Event) -> None:
                         err, failures, delay)
         stop.wait(self.poll_interval)
     log.info("node %s: slice controller stopped", self.node_name)
+
+# %% ../nbs/21_controller.ipynb #84a1e67f
+STALL_SECONDS = 120.0
+
+
+@patch
+def health(self: SliceController) -> tuple[bool, bool, str]:
+    """(alive, ready, why not) of the loop `run` drives."""
+    beat = getattr(self, "heartbeat", None)
+    if beat is None:
+        return False, False, "the loop has not started"
+    late = time.monotonic() - beat
+    if late > STALL_SECONDS:
+        return False, False, f"the loop has not run for {late:.0f} s"
+    if self.last_error is not None or self.last_result is None and self.generation == 0:
+        return True, False, f"slices not published: {self.last_error or 'not yet'}"
+    return True, True, "ok"
+
+
+class _HealthHandler(http.server.BaseHTTPRequestHandler):
+    controller: SliceController
+
+    def do_GET(self) -> None:
+        alive, ready, why = self.controller.health()
+        ok = {"/healthz": alive, "/readyz": ready}.get(self.path.split("?")[0])
+        body = (why if ok is not None else "not found").encode() + b"\n"
+        self.send_response(404 if ok is None else 200 if ok else 503)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:   # probes every few seconds: not worth a line
+        pass
+
+
+@patch
+def start_health_server(self: SliceController, port: int, addr: str = "0.0.0.0"):
+    """Serve `/healthz` and `/readyz` in a daemon thread; returns the server (`server_port`)."""
+    handler = type("Handler", (_HealthHandler,), {"controller": self})
+    server = http.server.ThreadingHTTPServer((addr, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="health-http", daemon=True).start()
+    log.info("health endpoint on %s:%d", addr, server.server_port, extra={"v": 1})
+    return server

@@ -119,6 +119,7 @@ def wake(self: HealthWatcher) -> None:
 def start(self: HealthWatcher) -> None:
     """Poll once now, then every `interval` in a thread until `stop()`."""
     self.poll()
+    self.polled = time.monotonic()
     self._stop.clear()
     self._thread = threading.Thread(target=self._run, name="health-poller", daemon=True)
     self._thread.start()
@@ -131,6 +132,18 @@ def _run(self: HealthWatcher) -> None:
             self.poll()
         except Exception:
             log.exception("health poll failed")
+        self.polled = time.monotonic()
+
+
+@patch
+def stalled(self: HealthWatcher) -> str | None:
+    """Why the poller is not working (stopped, or no poll for 10 intervals and 10 s), or None."""
+    if self._thread is None or not self._thread.is_alive():
+        return "the health poller is not running"
+    late = time.monotonic() - getattr(self, "polled", 0.0)
+    if late > max(10 * self.interval, 10.0):
+        return f"the health poller has not polled for {late:.0f} s"
+    return None
 
 
 @patch

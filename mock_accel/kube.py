@@ -9,19 +9,23 @@ import atexit
 import base64
 import collections
 import copy
+import importlib.util
 import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
+from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 import yaml
 from fastcore.basics import patch
 
@@ -33,8 +37,8 @@ DEFAULT_TIMEOUT = 10.0
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_TIMEOUT', 'SERVICE_ACCOUNT_DIR', 'FAKE_KINDS', 'PATCH_TYPES', 'KubeError', 'error_from_response',
-           'KubeClient', 'FakeKube']
+__all__ = ['log', 'DEFAULT_TIMEOUT', 'SERVICE_ACCOUNT_DIR', 'EXEC_API_VERSIONS', 'FAKE_KINDS', 'PATCH_TYPES', 'KubeError',
+           'error_from_response', 'merge_kubeconfigs', 'ExecCredential', 'KubeClient', 'FakeKube']
 
 # %% ../nbs/10_kube.ipynb #9e46b2ec
 class KubeError(Exception):
@@ -94,10 +98,28 @@ def _material_file(data_b64: str, suffix: str) -> str:
 
 
 def _pick(items: list[dict], name: str, what: str, path: Path) -> dict:
-    for item in items or []:
-        if item.get("name") == name:
-            return item.get(what.rstrip("s")) or {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("name") == name:
+            found = item.get(what.rstrip("s")) or {}
+            if not isinstance(found, dict):
+                raise ValueError(f"kubeconfig {path}: {what[:-1]} {name!r} is not a mapping")
+            return found
     raise ValueError(f"kubeconfig {path}: no {what[:-1]} named {name!r}")
+
+
+def _read_kubeconfig(path: Path) -> dict:
+    """The kubeconfig at `path` as a mapping; `ValueError` (one line) when it is not one."""
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ValueError(f"cannot read kubeconfig {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise ValueError(f"kubeconfig {path} is not valid YAML{line}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"kubeconfig {path} is not a mapping but a {type(config).__name__}")
+    return config
 
 
 def _file_or_data(section: dict, key: str, base: Path, suffix: str) -> str | None:
@@ -106,6 +128,132 @@ def _file_or_data(section: dict, key: str, base: Path, suffix: str) -> str | Non
     if section.get(key):
         return str((base / section[key]).resolve())
     return None
+
+# %% ../nbs/10_kube.ipynb #b3e5e3a6
+_PATH_KEYS = {"clusters": ("certificate-authority",),
+              "users": ("client-certificate", "client-key", "tokenFile")}
+_UNSUPPORTED = {"auth-provider": "use an exec credential plugin instead",
+                "username": "basic authentication was removed in Kubernetes 1.19",
+                "password": "basic authentication was removed in Kubernetes 1.19",
+                "as": "impersonation", "as-groups": "impersonation", "as-uid": "impersonation"}
+
+
+def _resolved(kind: str, section: dict, base: Path) -> dict:
+    """`section` with its relative file paths (and an exec command with a `/`) made absolute."""
+    out = dict(section)
+    for key in _PATH_KEYS.get(kind, ()):
+        if isinstance(out.get(key), str) and out[key]:
+            out[key] = str((base / out[key]).resolve())
+    command = (out.get("exec") or {}).get("command") if isinstance(out.get("exec"), dict) else None
+    if isinstance(command, str) and "/" in command and not command.startswith("/"):
+        out["exec"] = {**out["exec"], "command": str((base / command).resolve())}
+    return out
+
+
+def merge_kubeconfigs(paths: list[Path]) -> dict:
+    """One kubeconfig from `paths` as kubectl merges `$KUBECONFIG`: missing files skipped, the
+    first file that names a cluster, user or context (or sets `current-context`) wins."""
+    merged: dict = {"clusters": [], "users": [], "contexts": [], "current-context": None}
+    read = []
+    for path in paths:
+        if len(paths) > 1 and not path.exists():
+            continue
+        config = _read_kubeconfig(path)
+        read.append(path)
+        merged["current-context"] = merged["current-context"] or config.get("current-context")
+        for kind in ("clusters", "users", "contexts"):
+            items = config.get(kind) or []
+            if not isinstance(items, list):
+                raise ValueError(f"kubeconfig {path}: {kind} is not a list")
+            known = {item["name"] for item in merged[kind]}
+            for item in items:
+                if isinstance(item, dict) and item.get("name") not in known:
+                    inner = item.get(kind[:-1])
+                    if isinstance(inner, dict):
+                        inner = _resolved(kind, inner, path.parent)
+                    merged[kind].append({**item, kind[:-1]: inner})
+                    known.add(item.get("name"))
+    if not read:
+        raise ValueError(f"none of the kubeconfig files exists: {', '.join(map(str, paths))}")
+    return merged
+
+# %% ../nbs/10_kube.ipynb #0dac61c2
+EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
+
+
+def _expiry(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class ExecCredential:
+    """A kubeconfig `exec` plugin: runs its command (non-interactive) for a token or a client
+    certificate, and again when that expires or `expire()` is called (the server said 401)."""
+
+    def __init__(self, spec: dict, cluster: dict, where: str):
+        if not isinstance(spec.get("command"), str) or not spec["command"]:
+            raise ValueError(f"{where}: exec has no command")
+        if spec.get("apiVersion") not in EXEC_API_VERSIONS:
+            raise ValueError(f"{where}: exec apiVersion {spec.get('apiVersion')!r} is not "
+                             f"supported (only {', '.join(EXEC_API_VERSIONS)})")
+        if spec.get("interactiveMode") == "Always":
+            raise ValueError(f"{where}: exec interactiveMode Always needs a terminal")
+        self.spec, self.cluster, self.where = spec, cluster, where
+        self.status: dict | None = None
+        self.expires: float | None = None
+        self._lock = threading.Lock()
+
+    def expire(self) -> None:
+        with self._lock:
+            self.status = None
+
+# %% ../nbs/10_kube.ipynb #43a4c74c
+def _exec_error(command: str, message: str) -> KubeError:
+    """A `KubeError` (status 0: retried like an unreachable server) for a failed plugin."""
+    error = KubeError("EXEC", command, 0, "ExecCredential", message)
+    error.args = (f"exec credential plugin {command}: {message}",)
+    return error
+
+
+@patch
+def _run(self: ExecCredential) -> dict:
+    """Run the plugin once; its `status` (`KubeError` with status 0 when it fails)."""
+    spec = self.spec
+    info = {"apiVersion": spec["apiVersion"], "kind": "ExecCredential",
+            "spec": {"interactive": False}}
+    if spec.get("provideClusterInfo"):
+        info["spec"]["cluster"] = {k: v for k, v in self.cluster.items() if k != "extensions"}
+    env = os.environ | {e["name"]: e["value"] for e in spec.get("env") or []} | {
+        "KUBERNETES_EXEC_INFO": json.dumps(info)}
+    command = [spec["command"], *(spec.get("args") or [])]
+    try:
+        done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise _exec_error(spec["command"], str(err)) from None
+    if done.returncode != 0:
+        raise _exec_error(spec["command"], f"exit code {done.returncode}: "
+                          f"{done.stderr.strip()[-500:]}")
+    try:
+        answer = json.loads(done.stdout)
+        status = answer["status"]
+        assert isinstance(status, dict) and (status.get("token") or status.get(
+            "clientCertificateData") and status.get("clientKeyData"))
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise _exec_error(spec["command"], "it printed no ExecCredential with a token or a "
+                          "client certificate and key") from None
+    return status
+
+
+@patch
+def credential(self: ExecCredential) -> dict:
+    """The plugin's current `status`, run again when there is none or it has expired."""
+    with self._lock:
+        if self.status is None or (self.expires is not None and time.time() > self.expires - 10):
+            self.status = self._run()
+            self.expires = _expiry(self.status.get("expirationTimestamp"))
+        return self.status
 
 # %% ../nbs/10_kube.ipynb #583a00e9
 class KubeClient:
@@ -128,20 +276,53 @@ class KubeClient:
         self._lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
         self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
+        self._exec: ExecCredential | None = None
 
     def __repr__(self) -> str:
         return f"KubeClient({self.server!r})"
 
+# %% ../nbs/10_kube.ipynb #a918fd1b
+class _ServerNameAdapter(HTTPAdapter):
+    """Checks the server's certificate against `name` (also sent as SNI), not the URL's host."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs, server_hostname=self.name,
+                                 assert_hostname=self.name)
+
+
+@patch
+def _configure(self: KubeClient, cluster: dict, user: dict, where: str) -> None:
+    """What the kubeconfig's cluster and user add: exec, proxy-url, tls-server-name."""
+    refused = sorted(set(user) & set(_UNSUPPORTED))
+    if refused:
+        raise ValueError(f"{where}: user field {refused[0]!r} is not supported "
+                         f"({_UNSUPPORTED[refused[0]]})")
+    if user.get("exec"):
+        self._exec = ExecCredential(user["exec"], cluster, where)
+    proxy = cluster.get("proxy-url")
+    if proxy:
+        scheme = str(proxy).partition("://")[0]
+        if scheme not in ("http", "https", "socks5", "socks5h"):
+            raise ValueError(f"{where}: proxy-url scheme {scheme!r} is not supported")
+        if scheme.startswith("socks") and importlib.util.find_spec("socks") is None:
+            raise ValueError(f"{where}: proxy-url {scheme} needs PySocks (requests[socks])")
+        self.session.proxies = {"http": proxy, "https": proxy}
+    if cluster.get("tls-server-name"):
+        self.session.mount(self.server + "/", _ServerNameAdapter(cluster["tls-server-name"]))
+
 # %% ../nbs/10_kube.ipynb #48e035a5
 @patch(cls_method=True)
-def from_kubeconfig(cls: KubeClient, path: str | os.PathLike, context: str | None = None,
+def from_kubeconfig(cls: KubeClient, path: str | os.PathLike | list, context: str | None = None,
                     **options: Any) -> KubeClient:
-    """A client for `context` (default: the current context) of the kubeconfig at `path`."""
-    path = Path(path).expanduser()
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ValueError(f"cannot read kubeconfig {path}: {err.strerror}") from None
+    """A client for `context` (default: the current context) of the kubeconfig at `path`, or
+    of several merged as kubectl merges them (a list: `$KUBECONFIG`)."""
+    paths = [Path(p).expanduser() for p in (path if isinstance(path, list) else [path])]
+    config = merge_kubeconfigs(paths)
+    path = paths[0] if len(paths) == 1 else os.pathsep.join(map(str, paths))
     name = context or config.get("current-context")
     if not name:
         raise ValueError(f"kubeconfig {path}: no current-context and no context given")
@@ -151,15 +332,15 @@ def from_kubeconfig(cls: KubeClient, path: str | os.PathLike, context: str | Non
         else {}
     if not cluster.get("server"):
         raise ValueError(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} has no server")
-    base = path.parent
-    token_file = user.get("tokenFile")
-    return cls(cluster["server"],
-               ca_file=_file_or_data(cluster, "certificate-authority", base, ".crt"),
-               cert_file=_file_or_data(user, "client-certificate", base, ".crt"),
-               key_file=_file_or_data(user, "client-key", base, ".key"),
-               token=user.get("token"),
-               token_file=str(base / token_file) if token_file else None,
-               verify=not cluster.get("insecure-skip-tls-verify", False), **options)
+    base = Path()   # merge_kubeconfigs made every path absolute
+    client = cls(cluster["server"],
+                 ca_file=_file_or_data(cluster, "certificate-authority", base, ".crt"),
+                 cert_file=_file_or_data(user, "client-certificate", base, ".crt"),
+                 key_file=_file_or_data(user, "client-key", base, ".key"),
+                 token=user.get("token"), token_file=user.get("tokenFile"),
+                 verify=not cluster.get("insecure-skip-tls-verify", False), **options)
+    client._configure(cluster, user, f"kubeconfig {path}")
+    return client
 
 # %% ../nbs/10_kube.ipynb #7e304d12
 @patch(cls_method=True)
@@ -179,10 +360,11 @@ def in_cluster(cls: KubeClient, **options: Any) -> KubeClient:
 
 @patch(cls_method=True)
 def from_environment(cls: KubeClient, **options: Any) -> KubeClient:
-    """`$KUBECONFIG` if set, else the pod's service account, else `~/.kube/config`."""
+    """`$KUBECONFIG` (all its files, merged) if set, else the pod's service account, else
+    `~/.kube/config`."""
     if os.environ.get("KUBECONFIG"):
-        first = os.environ["KUBECONFIG"].split(os.pathsep)[0]
-        return cls.from_kubeconfig(first, **options)
+        paths = [p for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
+        return cls.from_kubeconfig(paths, **options)
     if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").is_file():
         return cls.in_cluster(**options)
     home = Path("~/.kube/config").expanduser()
@@ -194,6 +376,17 @@ def from_environment(cls: KubeClient, **options: Any) -> KubeClient:
 # %% ../nbs/10_kube.ipynb #2597f257
 @patch
 def _bearer(self: KubeClient) -> str | None:
+    if self._exec is not None:
+        status = self._exec.credential()
+        if status.get("clientCertificateData"):
+            with self._lock:
+                if getattr(self, "_exec_cert", None) is not status:
+                    self.session.cert = tuple(_material_file(
+                        base64.b64encode(status[k].encode()).decode(), suffix)
+                        for k, suffix in (("clientCertificateData", ".crt"),
+                                          ("clientKeyData", ".key")))
+                    self._exec_cert = status
+        return status.get("token")
     if self._token_file:
         now = time.monotonic()
         with self._lock:
@@ -205,7 +398,7 @@ def _bearer(self: KubeClient) -> str | None:
 
 @patch
 def _send(self: KubeClient, method: str, path: str, body: Any, params: dict | None,
-          content_type: str) -> requests.Response:
+          content_type: str, retry: bool = True) -> requests.Response:
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
@@ -219,10 +412,14 @@ def _send(self: KubeClient, method: str, path: str, body: Any, params: dict | No
     else:
         data = {"data": body if isinstance(body, str | bytes) else json.dumps(body)}
     try:
-        return self.session.request(method, self.server + path, params=params, headers=headers,
-                                    timeout=self.timeout, **data)
+        response = self.session.request(method, self.server + path, params=params,
+                                        headers=headers, timeout=self.timeout, **data)
     except requests.RequestException as err:
         raise KubeError(method, path, 0, type(err).__name__, str(err)) from None
+    if response.status_code == 401 and self._exec is not None and retry:
+        self._exec.expire()        # revoked or rotated: ask the plugin again, once
+        return self._send(method, path, body, params, content_type, retry=False)
+    return response
 
 # %% ../nbs/10_kube.ipynb #2f313f85
 @patch

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import socket
 import stat
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import grpc
 from fastcore.basics import patch
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, start_http_server
 
 from mock_accel.claims import (
@@ -41,8 +43,8 @@ from .sysfs import SysfsNode
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PLUGIN_TYPE', 'DriverPlugin', 'RegistrationServicer', 'DraServicer', 'DraV1Servicer', 'DraV1beta1Servicer',
-           'remove_stale_socket']
+__all__ = ['log', 'PLUGIN_TYPE', 'PROBE_TIMEOUT', 'DriverPlugin', 'RegistrationServicer', 'DraServicer', 'DraV1Servicer',
+           'DraV1beta1Servicer', 'remove_stale_socket', 'remove_stale_sockets', 'ProbeServicer']
 
 # %% ../nbs/27_plugin.ipynb #ae7a267d
 class DriverPlugin(NodeClaims):
@@ -55,6 +57,7 @@ class DriverPlugin(NodeClaims):
         self._sockets: list[Path] = []
         self._stop = threading.Event()
         self._metrics_server: Any = None
+        self._probe_server: grpc.Server | None = None
         self.health = HealthWatcher(self.node, config.node_name, config.health_interval)
         self.registration: dict[str, Any] = {}   # last NotifyRegistrationStatus
         self.registered = threading.Event()
@@ -166,6 +169,32 @@ def remove_stale_socket(path: Path) -> bool:
     log.info("removed stale %s", path, extra={"v": 1})
     return True
 
+# %% ../nbs/27_plugin.ipynb #427f4bd3
+def _ours_in_registry(config: PluginConfig) -> re.Pattern:
+    uid = r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|[A-Za-z0-9_-]{11}"
+    return re.compile(rf"{re.escape(config.driver)}(?:-(?:{uid}))?-reg\.sock")
+
+
+def remove_stale_sockets(config: PluginConfig) -> list[Path]:
+    """Remove the dead sockets earlier instances of this plugin left; returns those removed."""
+    registry = Path(config.registry_dir)
+    found = list(config.plugin_dir.glob("*.sock")) + [
+        p for p in (registry.iterdir() if registry.is_dir() else [])
+        if _ours_in_registry(config).fullmatch(p.name)]
+    removed = []
+    for path in sorted(found):
+        if path in (config.dra_socket, config.registration_socket) or not path.is_socket():
+            continue
+        try:
+            if remove_stale_socket(path):
+                removed.append(path)
+        except RuntimeError:
+            continue   # a live instance (the other pod of a rolling update)
+    if removed:
+        log.warning("removed %d dead socket(s) of earlier instances: %s", len(removed),
+                    ", ".join(map(str, removed)))
+    return removed
+
 # %% ../nbs/27_plugin.ipynb #8e5f2a78
 @patch
 def _serve(self: DriverPlugin, path: Path, add_services) -> grpc.Server:
@@ -193,6 +222,7 @@ def start(self: DriverPlugin) -> None:
     config = self.config
     self._stop.clear()
     config.plugin_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_sockets(config)
     if config.health:
         self.health.start()
 
@@ -203,6 +233,7 @@ def start(self: DriverPlugin) -> None:
             dra_v1beta1_pb2_grpc.add_DRAPluginServicer_to_server(DraV1beta1Servicer(self), server)
         if config.health:
             add_health_servicers(server, self.health, self._stop)
+        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
 
     def registration(server: grpc.Server) -> None:
         pluginregistration_v1_pb2_grpc.add_RegistrationServicer_to_server(
@@ -230,6 +261,9 @@ def stop(self: DriverPlugin, grace: float = 1.0) -> None:
     self._servers.clear()
     self._sockets.clear()
     self.health.stop()
+    if self._probe_server is not None:
+        self._probe_server.stop(0).wait()
+        self._probe_server = None
     if self._metrics_server is not None:
         self._metrics_server.shutdown()
         self._metrics_server.server_close()
@@ -243,4 +277,59 @@ def start_metrics_server(self: DriverPlugin, port: int, addr: str = "0.0.0.0") -
     self._metrics_server = server
     bound = server.server_port
     log.info("metrics on %s:%d", addr, bound, extra={"v": 1})
+    return bound
+
+# %% ../nbs/27_plugin.ipynb #72d4215b
+PROBE_TIMEOUT = 2.0   # seconds
+
+
+@patch
+def check(self: DriverPlugin) -> str | None:
+    """None when the plugin works end to end, else what does not."""
+    if not self._servers:
+        return "not serving"
+    if not self._state_lock.acquire(timeout=PROBE_TIMEOUT):
+        return f"the claims lock has been held for more than {PROBE_TIMEOUT:g} s"
+    self._state_lock.release()
+    stalled = self.health.stalled() if self.config.health else None
+    if stalled:
+        return stalled
+    calls = [(self.config.registration_socket, lambda channel: pluginregistration_v1_pb2_grpc
+              .RegistrationStub(channel).GetInfo(pluginregistration_v1_pb2.InfoRequest(),
+                                                 timeout=PROBE_TIMEOUT)),
+             (self.config.dra_socket, lambda channel: health_pb2_grpc.HealthStub(channel).Check(
+                 health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT))]
+    for path, call in calls:
+        try:
+            with grpc.insecure_channel(f"unix://{path}") as channel:
+                call(channel)
+        except grpc.RpcError as err:
+            return f"{path} does not answer ({err.code().name})"
+    return None
+
+
+class ProbeServicer(health.HealthServicer):
+    """`grpc.health.v1.Health` whose `Check` runs `DriverPlugin.check`."""
+
+    def __init__(self, plugin: DriverPlugin):
+        super().__init__()
+        self.plugin = plugin
+
+    def Check(self, request, context):
+        problem = self.plugin.check()
+        if problem:
+            log.warning("health check failed: %s", problem)
+        status = health_pb2.HealthCheckResponse
+        return status(status=status.NOT_SERVING if problem else status.SERVING)
+
+# %% ../nbs/27_plugin.ipynb #27ba4f28
+@patch
+def start_probe_server(self: DriverPlugin, port: int, addr: str = "0.0.0.0") -> int:
+    """Serve `grpc.health.v1.Health` (the kubelet's gRPC probes) on TCP; returns the port."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=2, thread_name_prefix="grpc-probe"))
+    health_pb2_grpc.add_HealthServicer_to_server(ProbeServicer(self), server)
+    bound = server.add_insecure_port(f"{addr}:{port}")
+    server.start()
+    self._probe_server = server
+    log.info("gRPC health service on %s:%d", addr, bound, extra={"v": 1})
     return bound

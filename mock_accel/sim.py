@@ -520,9 +520,9 @@ def _store_del_device(self: SimNode, value: str) -> None:
     self._remove_device(pf)
 
 # %% ../nbs/05_sim.ipynb #61e12947
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m mock_accel.sim") -> int:
     """`create ROOT` / `ensure ROOT --node-name N` [topology]: exit code 1 when refused."""
-    parser = argparse.ArgumentParser(prog="python -m mock_accel.sim",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Build a simulated mock-accel node.")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="build a simulated node at ROOT")

@@ -9,32 +9,36 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fastcore.basics import patch
 
-from .cdi import CdiRegistry
+from .cdi import CdiError, CdiRegistry, qualified_name
 from .files import atomic_write
-from .sysfs import SysfsNode
+from .sysfs import NAME_PATTERN, SysfsNode
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+UID_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.:-]*[A-Za-z0-9])?")  # a CDI device name
 
 # %% auto #0
-__all__ = ['log', 'CHECKPOINT_VERSION', 'PreparedDevice', 'PreparedClaim', 'holders', 'CheckpointError', 'remove_temporaries',
-           'Checkpoint', 'ReconcileReport', 'reconcile']
+__all__ = ['log', 'CHECKPOINT_VERSION', 'UID_PATTERN', 'PreparedDevice', 'PreparedClaim', 'holders', 'CheckpointError',
+           'remove_temporaries', 'Checkpoint', 'rebuild', 'ReconcileReport', 'reconcile']
 
 # %% ../nbs/23_state.ipynb #91a8328f
 @dataclass(frozen=True)
 class PreparedDevice:
-    """One device a claim got on this node, and the CDI ids we answered with."""
+    """One device a claim got on this node, and the CDI ids we answered with. An `admin_access`
+    device is accessed, not held: it stays free for (and is never freed under) other claims."""
     request: str
     pool: str
     device: str
     cdi_ids: list[str] = field(default_factory=list)
+    admin_access: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,27 @@ class PreparedClaim:
 
     @classmethod
     def from_dict(cls, data: dict) -> PreparedClaim:
-        return cls(uid=data["uid"], namespace=data["namespace"], name=data["name"],
-                   devices=[PreparedDevice(**d) for d in data["devices"]])
+        """The record of `data`; `TypeError`/`ValueError` unless every field has its type and
+        the UID and device names can only name what they should (no `../`)."""
+        claim = cls(uid=data["uid"], namespace=data["namespace"], name=data["name"],
+                    devices=[PreparedDevice(**d) for d in data["devices"]])
+        texts = [claim.uid, claim.namespace, claim.name] + [
+            text for d in claim.devices for text in (d.request, d.pool, d.device, *d.cdi_ids)]
+        if not all(isinstance(t, str) for t in texts) or not all(
+                isinstance(d.cdi_ids, list) and isinstance(d.admin_access, bool)
+                for d in claim.devices):
+            raise TypeError("a field has the wrong type")
+        bad = [n for n in [claim.uid] if not UID_PATTERN.fullmatch(n)] + [
+            d.device for d in claim.devices if not NAME_PATTERN.fullmatch(d.device)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} cannot be a claim UID or device name")
+        return claim
 
 
 def holders(claims: dict[str, PreparedClaim]) -> dict[str, str]:
-    """device name -> uid of the claim that holds it."""
-    return {d.device: claim.uid for claim in claims.values() for d in claim.devices}
+    """device name -> uid of the claim that holds it (adminAccess holds nothing)."""
+    return {d.device: claim.uid for claim in claims.values() for d in claim.devices
+            if not d.admin_access}
 
 # %% ../nbs/23_state.ipynb #7e38ede9
 class CheckpointError(ValueError):
@@ -83,6 +101,7 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.quarantined: Path | None = None
+        self.corrupt = False   # the last `load` found a corrupt file (and quarantined it)
 
 # %% ../nbs/23_state.ipynb #c1db4724
 @patch
@@ -92,6 +111,8 @@ def decode(self: Checkpoint, text: str) -> dict[str, PreparedClaim]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise CheckpointError(f"not JSON ({err})") from None
+    except RecursionError:
+        raise CheckpointError("JSON nested too deep") from None
     if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"unknown checkpoint version {data.get('version')!r}"
                               if isinstance(data, dict) else "not a JSON object")
@@ -99,15 +120,19 @@ def decode(self: Checkpoint, text: str) -> dict[str, PreparedClaim]:
     if not isinstance(claims, dict) or data.get("checksum") != _checksum(claims):
         raise CheckpointError("checksum mismatch")
     try:
-        return {uid: PreparedClaim.from_dict(claim) for uid, claim in claims.items()}
-    except (KeyError, TypeError) as err:
-        raise CheckpointError(f"malformed claim record ({err})") from None
+        decoded = {uid: PreparedClaim.from_dict(claim) for uid, claim in claims.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"malformed claim record ({err!r})") from None
+    if any(uid != claim.uid for uid, claim in decoded.items()):
+        raise CheckpointError("a claim is filed under another UID")
+    return decoded
 
 # %% ../nbs/23_state.ipynb #0793e289
 @patch
 def load(self: Checkpoint) -> dict[str, PreparedClaim]:
     """The checkpointed claims; {} when there is no file or it is corrupt (then quarantined)."""
     remove_temporaries(self.path.parent, f"{self.path.name}.")
+    self.corrupt = False
     try:
         text = self.path.read_text()
     except FileNotFoundError:
@@ -118,8 +143,8 @@ def load(self: Checkpoint) -> dict[str, PreparedClaim]:
         self.quarantined = self.path.with_name(
             f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
         os.replace(self.path, self.quarantined)
-        log.error("checkpoint %s is corrupt (%s); moved to %s, starting from the devices",
-                  self.path, err, self.quarantined)
+        self.corrupt = True
+        log.error("checkpoint %s is corrupt (%s); moved to %s", self.path, err, self.quarantined)
         return {}
 
 
@@ -129,6 +154,43 @@ def save(self: Checkpoint, claims: dict[str, PreparedClaim]) -> None:
     plain = {uid: asdict(claim) for uid, claim in sorted(claims.items())}
     document = {"version": CHECKPOINT_VERSION, "checksum": _checksum(plain), "claims": plain}
     atomic_write(self.path, json.dumps(document, indent=1, sort_keys=True), mode=0o600)
+
+# %% ../nbs/23_state.ipynb #7f2261df
+def _spec_devices(cdi: CdiRegistry, uid: str) -> list[str]:
+    """The device names of claim `uid`'s CDI spec on disk; `CheckpointError` when unreadable."""
+    try:
+        spec = cdi.read_claim_spec(uid)
+        names = [device["name"] for device in spec["devices"]]
+    except (CdiError, OSError, ValueError, TypeError, KeyError, RecursionError) as err:
+        raise CheckpointError(f"CDI spec of claim {uid!r} is unreadable ({err!r})") from None
+    return [n[len(uid) + 1:] for n in names if isinstance(n, str) and n.startswith(f"{uid}-")]
+
+
+def rebuild(node: SysfsNode, cdi: CdiRegistry, pool: str,
+            api: dict[str, PreparedClaim] | None = None) -> dict[str, PreparedClaim]:
+    """The claims prepared on this node by what survives a lost checkpoint: our CDI specs,
+    the ALLOCATED bits and the API's claims allocated here (`api`, None when unreadable)."""
+    allocated = {device.name for device in node.discover() if device.allocated}
+    claims: dict[str, PreparedClaim] = {}
+    for uid in sorted(cdi.claim_uids()):
+        try:
+            names = _spec_devices(cdi, uid)
+        except CheckpointError as err:
+            log.error("%s; not rebuilt", err)
+            continue
+        known = (api or {}).get(uid)
+        claims[uid] = known or PreparedClaim(uid, "", "", [
+            PreparedDevice("", pool, name, [qualified_name(cdi.kind, cdi.device_name(uid, name))])
+            for name in names])
+    unexplained = allocated - set(holders(claims))
+    for uid, claim in sorted((api or {}).items()):
+        if uid not in claims and any(d.device in unexplained for d in claim.devices):
+            claims[uid] = claim
+            unexplained -= {d.device for d in claim.devices}
+    log.error("rebuilt %d claim(s) from the CDI specs and devices%s: %s", len(claims),
+              "" if api is not None else " (the API could not be read)",
+              ", ".join(sorted(claims)) or "none")
+    return claims
 
 # %% ../nbs/23_state.ipynb #2c163840
 @dataclass
@@ -140,16 +202,40 @@ class ReconcileReport:
     removed_specs: list[str] = field(default_factory=list)  # CDI specs of unknown claims
     missing: list[str] = field(default_factory=list)        # "uid/device" gone from the node
     temporaries: list[str] = field(default_factory=list)    # half-written CDI files removed
+    kept: list[str] = field(default_factory=list)           # allocated, unknown, kept (untrusted)
 
     @property
     def changed(self) -> bool:
         return any((self.remarked, self.restored_specs, self.freed, self.removed_specs,
                     self.temporaries))
 
+# %% ../nbs/23_state.ipynb #3f932a5a
+def _claim_uids(cdi: CdiRegistry) -> set[str]:
+    """The UIDs of our CDI spec files; files named like ours that name no UID are skipped."""
+    uids = set()
+    for uid in cdi.claim_uids():
+        try:
+            cdi.spec_path(uid)
+        except CdiError:
+            log.warning("%s%s.json in %s is not a claim spec of this plugin; left alone",
+                        cdi.prefix, uid, cdi.cdi_dir)
+            continue
+        uids.add(uid)
+    return uids
+
+
+def _spec_readable(cdi: CdiRegistry, uid: str) -> bool:
+    try:
+        return cdi.read_claim_spec(uid) is not None
+    except (ValueError, RecursionError) as err:
+        log.warning("CDI spec of claim %s is unreadable (%s); rewriting it", uid, err)
+        return False
+
 # %% ../nbs/23_state.ipynb #ffb90f18
 def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
-              cdi: CdiRegistry) -> ReconcileReport:
-    """Make device status and CDI specs agree with the checkpointed `claims`."""
+              cdi: CdiRegistry, trusted: bool = True) -> ReconcileReport:
+    """Make device status and CDI specs agree with the checkpointed `claims`; unless `trusted`
+    (claims rebuilt after a corrupt checkpoint), free no device and remove no spec."""
     report = ReconcileReport(temporaries=remove_temporaries(cdi.cdi_dir, cdi.prefix))
     inventory = node.discover()
     held = holders(claims)
@@ -157,22 +243,29 @@ def reconcile(claims: dict[str, PreparedClaim], node: SysfsNode,
         present = [d for d in claim.devices if d.device in inventory.devices]
         report.missing += [f"{claim.uid}/{d.device}" for d in claim.devices if d not in present]
         for prepared in present:
-            if not inventory[prepared.device].allocated:
+            if not prepared.admin_access and not inventory[prepared.device].allocated:
                 node.set_allocated(prepared.device, True)
                 report.remarked.append(prepared.device)
-        if present and cdi.read_claim_spec(claim.uid) is None:
+        if present and not _spec_readable(cdi, claim.uid):
             cdi.write_claim_spec(claim.uid, [cdi.device(node, inventory[d.device])
                                              for d in present])
             report.restored_specs.append(claim.uid)
     for device in inventory:
         if device.allocated and device.name not in held:
+            if not trusted:
+                report.kept.append(device.name)
+                continue
             node.set_allocated(device.name, False)
             report.freed.append(device.name)
-    for uid in sorted(cdi.claim_uids() - set(claims)):
+    for uid in sorted(_claim_uids(cdi) - set(claims)) if trusted else []:
         cdi.remove_claim_spec(uid)
         report.removed_specs.append(uid)
     for problem in report.missing:
         log.warning("checkpointed device %s is not on this node any more", problem)
+    if report.kept:
+        log.error("devices %s are marked allocated but no claim could be rebuilt for them; kept "
+                  "allocated (the checkpoint was corrupt): free them by hand once no pod uses "
+                  "them", ", ".join(report.kept))
     if report.changed:
         log.info("reconciled: %s", report)
     return report
