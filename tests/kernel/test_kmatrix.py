@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from tools.kmatrix.__main__ import COLUMNS, GUEST_SCRIPT, SUITE_MARK, Row, suite_results, table
-from tools.kmatrix.chroot import mmdebstrap_command
+from tools.kmatrix.chroot import cache_key, mmdebstrap_command
 from tools.locate import REPO
 
 
@@ -16,7 +16,21 @@ def test_mmdebstrap_brings_kernel_headers_and_sid_ignores_valid_until(tmp_path):
     assert command[:3] == ["mmdebstrap", "--variant=buildd",
                            "--include=linux-headers-amd64,linux-image-amd64,kmod"]
     assert '--aptopt=Acquire::Check-Valid-Until "false"' in command
-    assert not any("aptopt" in part for part in mmdebstrap_command("trixie", tmp_path))
+    assert command[-3:] == ["sid", str(tmp_path), "deb http://deb.debian.org/debian sid main"]
+    trixie = mmdebstrap_command("trixie", tmp_path)
+    assert not any("aptopt" in part for part in trixie)
+    # a stable line's newest kernel comes with its point-release and security updates
+    assert trixie[-3:] == ["deb http://deb.debian.org/debian trixie main",
+                           "deb http://deb.debian.org/debian trixie-updates main",
+                           "deb http://deb.debian.org/debian-security trixie-security main"]
+
+
+def test_cache_is_keyed_by_versions_and_sources():
+    versions = {"linux-image-amd64": "6.12.117-1", "gcc": "4:14.2.0-1"}
+    key = cache_key(versions, "trixie")
+    assert key.startswith("gcc 4:14.2.0-1\nlinux-image-amd64 6.12.117-1\n")
+    assert "source deb http://deb.debian.org/debian-security trixie-security main\n" in key
+    assert key != cache_key(versions | {"linux-image-amd64": "6.12.118-1"}, "trixie")
 
 
 def test_each_suite_is_told_apart_in_the_guest_output():

@@ -11,6 +11,10 @@ from pathlib import Path
 from tools.vm.kernel import version_key
 
 MIRROR = "http://deb.debian.org/debian"
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+# Suites without point-release updates and security fixes (the newest kernel of a stable line
+# comes from those).
+ROLLING = ("sid", "unstable", "forky", "testing")
 PACKAGES = ("linux-headers-amd64", "linux-image-amd64", "kmod")
 # The packages whose versions key the cache (and name what was built with what).
 KEY_PACKAGES = ("linux-image-amd64", "linux-headers-amd64", "gcc")
@@ -68,10 +72,25 @@ class SuiteRoot:
         return result.stdout + result.stderr
 
 
+def sources(suite: str) -> list[str]:
+    """The apt sources of the chroot: a stable suite with its updates and security suites."""
+    lines = [f"deb {MIRROR} {suite} main"]
+    if suite not in ROLLING:
+        lines += [f"deb {MIRROR} {suite}-updates main",
+                  f"deb {SECURITY_MIRROR} {suite}-security main"]
+    return lines
+
+
 def mmdebstrap_command(suite: str, target: Path) -> list[str]:
     options = [f"--aptopt={option}" for option in APT_OPTIONS.get(suite, [])]
     return ["mmdebstrap", "--variant=buildd", f"--include={','.join(PACKAGES)}", *options,
-            suite, str(target), MIRROR]
+            suite, str(target), *sources(suite)]
+
+
+def cache_key(versions: dict[str, str], suite: str) -> str:
+    """What the cache is keyed by: the package versions and the sources they came from."""
+    return "".join(f"{name} {version}\n" for name, version in sorted(versions.items())) + \
+        "".join(f"source {line}\n" for line in sources(suite))
 
 
 def candidate_versions(root: SuiteRoot) -> dict[str, str] | None:
@@ -98,14 +117,15 @@ def ensure_root(suite: str, *, refresh: bool = True, log=print) -> SuiteRoot:
     if root.path.is_dir() and root.versions_file.is_file():
         if not refresh:
             return root
-        cached = dict(line.split(" ", 1) for line in root.versions_file.read_text().splitlines())
+        cached = root.versions_file.read_text()
         offered = candidate_versions(root)
         if offered is None:
-            log(f"{suite}: mirror not reachable, using the cached chroot ({cached})")
+            log(f"{suite}: mirror not reachable, using the cached chroot")
             return root
-        if offered == cached:
+        if cache_key(offered, suite) == cached:
             return root
-        log(f"{suite}: the mirror has {offered}, the cache {cached}: making the chroot again")
+        log(f"{suite}: the mirror offers {offered} (sources: {'; '.join(sources(suite))}), "
+            "not what the cache was made with: making the chroot again")
     if shutil.which("mmdebstrap") is None:
         raise MatrixError(f"{suite}: mmdebstrap missing (apt-get install mmdebstrap; make deps)")
     home.mkdir(parents=True, exist_ok=True)
@@ -119,6 +139,5 @@ def ensure_root(suite: str, *, refresh: bool = True, log=print) -> SuiteRoot:
                           f"{result.stderr[-3000:]}")
     shutil.rmtree(root.path, ignore_errors=True)
     staging.rename(root.path)
-    root.versions_file.write_text(
-        "".join(f"{name} {version}\n" for name, version in sorted(root.versions().items())))
+    root.versions_file.write_text(cache_key(root.versions(), suite))
     return root
