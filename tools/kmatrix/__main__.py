@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         for note in row.notes if not row.ok else []:
             print(f"\n{row.kernel} ({row.suite}): {note}")
-    print("\n" + ", ".join(f"{r.suite} {r.seconds.get('total', 0):.0f} s" for r in rows))
+    print("\ntime per row: " + ", ".join(
+        f"{r.kernel} ({r.suite}) {r.seconds.get('total', 0):.0f} s "
+        f"(chroot {r.seconds.get('chroot', 0):.0f} s)" for r in rows))
     if not args.no_record:
         record(rows, text)
         log(f"results recorded in {RESULTS.relative_to(locate.REPO)}")
