@@ -77,6 +77,28 @@ void mock_accel_id_free(int id)
 	mutex_unlock(&mock_accel_lock);
 }
 
+/*
+ * The longest name the format below can print: both numbers at the largest
+ * unsigned int. It fits, so no name is ever cut, whatever N and M are (the
+ * ID allocator and the SR-IOV code keep them far below: mock255-vf63).
+ */
+#define MOCK_ACCEL_LONGEST_NAME		"mock4294967295-vf4294967295"
+
+/**
+ * mock_accel_dev_set_name - name a device "mockN" (PF N) or "mockN-vfM"
+ * @adev: a device whose @id and @vf are set
+ */
+void mock_accel_dev_set_name(struct mock_accel_dev *adev)
+{
+	unsigned int id = adev->id, vf = adev->vf;
+
+	BUILD_BUG_ON(sizeof(MOCK_ACCEL_LONGEST_NAME) > MOCK_ACCEL_NAME_LEN);
+	if (mock_accel_is_vf(adev))
+		snprintf(adev->name, sizeof(adev->name), "mock%u-vf%u", id, vf);
+	else
+		snprintf(adev->name, sizeof(adev->name), "mock%u", id);
+}
+
 struct mock_accel_dev *
 mock_accel_dev_alloc(const struct mock_accel_backend *ops, void *priv)
 {

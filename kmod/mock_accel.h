@@ -131,6 +131,7 @@ struct mock_accel_dev *mock_accel_dev_get_by_minor(unsigned int minor);
 void mock_accel_dev_get(struct mock_accel_dev *adev);
 void mock_accel_dev_put(struct mock_accel_dev *adev);
 int mock_accel_id_alloc(int id);
+void mock_accel_dev_set_name(struct mock_accel_dev *adev);
 void mock_accel_id_free(int id);
 int mock_accel_vfs_unpublish(struct mock_accel_dev *pf);
 

@@ -216,13 +216,11 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 	if (pf) {
 		adev->pf = pf;
 		strscpy(adev->physfn, pf->name, sizeof(adev->physfn));
-		snprintf(adev->name, sizeof(adev->name), "%s-vf%d", pf->name,
-			 vf);
 	} else {
 		ret = pci_sriov_get_totalvfs(pdev);
 		adev->total_vfs = clamp(ret, 0, MOCK_ACCEL_MAX_VFS);
-		snprintf(adev->name, sizeof(adev->name), "mock%d", id);
 	}
+	mock_accel_dev_set_name(adev);
 
 	pci_set_drvdata(pdev, adev);
 	ret = mock_accel_dev_register(adev);

@@ -194,12 +194,10 @@ static struct mock_accel_dev *soft_fn_create(unsigned int id, int vf,
 		mock_accel_dev_get(pf);
 		adev->pf = pf;
 		strscpy(adev->physfn, pf->name, sizeof(adev->physfn));
-		snprintf(adev->name, sizeof(adev->name), "%s-vf%d", pf->name,
-			 vf);
 	} else {
 		adev->total_vfs = tvfs;
-		snprintf(adev->name, sizeof(adev->name), "mock%u", id);
 	}
+	mock_accel_dev_set_name(adev);
 
 	ret = mock_accel_dev_register(adev);
 	if (ret) {

@@ -39,7 +39,12 @@ from tools.vm.guest import (
     render_job_script,
 )
 from tools.vm.initramfs import INIT_SCRIPT, CpioArchive, ensure_initramfs, read_module
-from tools.vm.kernel import REQUIRED_MODULES, module_name, resolve_module_load_order
+from tools.vm.kernel import (
+    KERNEL_ENV_VAR,
+    REQUIRED_MODULES,
+    module_name,
+    resolve_module_load_order,
+)
 
 FIRMWARE_NAME = "mock-accel-harness-test.bin"
 FIRMWARE_BYTES = b"mock-accel firmware probe \x00\x01\x02\xff\n"
@@ -101,6 +106,38 @@ def test_module_name_strips_suffixes() -> None:
     assert module_name("kernel/net/9p/9pnet_virtio.ko.xz") == "9pnet_virtio"
     assert module_name("kernel/fs/9p/9p.ko") == "9p"
     assert module_name("kernel/x/foo-bar.ko.zst") == "foo_bar"
+
+
+def _fake_root(root: Path, version: str, modules: dict[str, list[str]]) -> Path:
+    """A system tree with one kernel: ``<root>/boot/vmlinuz-V`` and its modules.dep."""
+    (root / "boot").mkdir(parents=True)
+    image = root / "boot" / f"vmlinuz-{version}"
+    image.write_bytes(b"kernel")
+    modules_dir = root / "lib" / "modules" / version
+    modules_dir.mkdir(parents=True)
+    (modules_dir / "modules.dep").write_text("".join(
+        f"kernel/{name}.ko.xz: {' '.join(f'kernel/{dep}.ko.xz' for dep in deps)}\n"
+        for name, deps in modules.items()))
+    return image
+
+
+def test_kernel_of_another_root_uses_its_modules_and_skips_merged_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chroot's kernel (tools/kmatrix) brings its own modules; fscache, merged into netfs
+    on newer kernels, is left out when absent, a missing required module is an error."""
+    wanted = [name for name in REQUIRED_MODULES if name != "fscache"]
+    chain = {name: ([wanted[index - 1]] if index else []) for index, name in enumerate(wanted)}
+    image = _fake_root(tmp_path / "root", "9.9.9-amd64", chain)
+    monkeypatch.setenv(KERNEL_ENV_VAR, str(image))
+    kernel = find_kernel()
+    assert kernel.modules_dir == tmp_path / "root/lib/modules/9.9.9-amd64"
+    order = [module_name(str(path)) for path in resolve_module_load_order(kernel)]
+    assert order == wanted
+    del chain["9pnet_virtio"]
+    (kernel.modules_dir / "modules.dep").write_text("".join(
+        f"kernel/{name}.ko.xz:\n" for name in chain))
+    with pytest.raises(HarnessSetupError, match="9pnet_virtio is neither built into 9.9.9"):
+        resolve_module_load_order(kernel)
 
 
 @vm

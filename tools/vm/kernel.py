@@ -28,6 +28,10 @@ REQUIRED_MODULES: tuple[str, ...] = (
     "overlay",
 )
 
+# Merged into others on newer kernels (fscache is part of netfs since 6.8): loaded when the
+# kernel has them, skipped when it has not.
+OPTIONAL_MODULES: frozenset[str] = frozenset({"netfs", "fscache"})
+
 # Modules for the optional NIC (``run_in_guest(host_ports=...)``); they sit in
 # the initramfs too but are only loaded when the run asks for networking.
 NET_MODULES: tuple[str, ...] = ("failover", "net_failover", "virtio_net")
@@ -42,17 +46,21 @@ class GuestKernel:
     modules_dir: Path
 
 
-def _version_key(version: str) -> list[tuple[int, str]]:
+def version_key(version: str) -> list[tuple[int, str]]:
     """Sort key comparing numeric runs numerically ("6.1.0-56" > "6.1.0-9")."""
     return [(int(part), "") if part.isdigit() else (-1, part)
             for part in re.findall(r"\d+|[^\d]+", version)]
 
 
 def _kernel_from_image(image: Path) -> GuestKernel:
+    """The kernel of ``image``; its modules are beside it (``<root>/boot/vmlinuz-V`` has
+    ``<root>/lib/modules/V``: another system's kernel, e.g. in a chroot) or the host's."""
     if not image.is_file():
         raise HarnessSetupError(f"kernel image {image} does not exist")
     version = image.name.removeprefix("vmlinuz-")
-    modules_dir = Path("/lib/modules") / version
+    modules_dir = image.parent.parent / "lib" / "modules" / version
+    if not modules_dir.is_dir():
+        modules_dir = Path("/lib/modules") / version
     if not modules_dir.is_dir():
         raise HarnessSetupError(
             f"kernel image {image} has no module tree {modules_dir} "
@@ -81,7 +89,7 @@ def find_kernel() -> GuestKernel:
             f"/lib/modules/<version>; run `{KERNEL_PACKAGE_HINT}` "
             f"or set ${KERNEL_ENV_VAR}")
     newest = max(candidates,
-                 key=lambda image: _version_key(image.name.removeprefix("vmlinuz-")))
+                 key=lambda image: version_key(image.name.removeprefix("vmlinuz-")))
     return _kernel_from_image(newest)
 
 
@@ -127,6 +135,8 @@ def resolve_module_load_order(kernel: GuestKernel,
             return
         if name in chain:
             raise HarnessSetupError(f"module dependency cycle: {' -> '.join(chain)}")
+        if name not in table and not chain and name in OPTIONAL_MODULES:
+            return
         if name not in table:
             raise HarnessSetupError(
                 f"module {name} is neither built into {kernel.version} nor in "

@@ -203,6 +203,20 @@ def test_runtime_add_and_remove(node):
     assert not node.dev_path("mock8-vf0").exists() and not node.dev_path("mock8").exists()
 
 
+def test_names_at_the_limits(node):
+    """The largest PF number (255) and VF index (63) make the longest names: none is cut."""
+    node.new_device(255, 0, GiB, 64)
+    node.set_numvfs("mock255", 64)
+    devices = snapshot(node)
+    vfs = [d for d in devices.values() if d.physfn == "mock255"]
+    assert [d.name for d in vfs] == [f"mock255-vf{m}" for m in range(64)]
+    assert devices["mock255"].sriov_numvfs == 64
+    assert node.dev_path("mock255-vf63").exists()
+    node.set_numvfs("mock255", 0)
+    node.del_device(255)
+    assert "mock255" not in snapshot(node)
+
+
 @pytest.mark.parametrize("value", ["abc", "256", "-1", "", "1 2 3 4 5", "9 x", "9  1", "9 0 0"])
 def test_new_device_garbage_is_refused(node, value):
     before = snapshot(node)

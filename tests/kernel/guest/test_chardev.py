@@ -78,6 +78,15 @@ def test_ioctl_info_matches_sysfs(kernel):
         assert info == record
 
 
+def test_ioctl_info_names_at_the_limits(kernel):
+    """The uapi's 32-byte name fields hold the longest names (PF 255, VF 63) uncut."""
+    kernel.node.new_device(255, 0, 2**30, 64)
+    kernel.node.set_numvfs("mock255", 64)
+    with DeviceFile("/dev/mock255-vf63") as device:
+        info = device.info()
+    assert (info.name, info.physfn) == ("mock255-vf63", "mock255")
+
+
 def test_read_summary(kernel):
     with DeviceFile("/dev/mock2") as device:
         lines = device.read_summary().splitlines()
