@@ -4,7 +4,8 @@
 #   build-kmod.sh FAMILY KERNEL_FULL_VERSION OUT_DIR [SRC_DIR]
 #
 # FAMILY is the family of the builder image this runs in (fedora, rhel, debian, debian13,
-# ubuntu; debian13 is Debian 13, whose kernels are tagged +deb13 and need its compiler). The
+# debian14, ubuntu; debian13 is Debian 13, whose kernels are tagged +deb13 and need its
+# compiler; debian14 the same for the +deb14 kernels of unstable). The
 # kernel's own family is read from its version string (or from $KMOD_DISTRO when set, for
 # custom kernels). When the two differ this stage has nothing to do: it leaves OUT_DIR empty and
 # exits 0, so one Containerfile can hold a stage per family and keep the single stage that
@@ -16,6 +17,7 @@ kernel_family() {
 	*.fc[0-9]*) echo fedora ;;
 	*.el[0-9]*) echo rhel ;;
 	*+deb13-*amd64 | *+deb13-*arm64) echo debian13 ;;
+	*+deb14-*amd64 | *+deb14-*arm64) echo debian14 ;;
 	*-amd64 | *-arm64) echo debian ;; # also -cloud-amd64, -rt-amd64
 	*-generic | *-generic-64k | *-lowlatency | *-aws | *-azure | *-gcp | *-gke | *-oracle | \
 		*-kvm | *-ibm | *-nvidia | *-raspi) echo ubuntu ;;
@@ -40,7 +42,7 @@ if [ "$want" = unknown ]; then
 	[ "$family" = fedora ] || exit 0 # say it once, in the first stage
 	echo "build-kmod: cannot tell the distribution of kernel $kver (Fedora *.fcNN, RHEL-like" \
 		"*.elN, Debian *-amd64/*-arm64, Ubuntu *-generic/...): pass --build-arg" \
-		"KMOD_DISTRO=fedora|rhel|debian|debian13|ubuntu" >&2
+		"KMOD_DISTRO=fedora|rhel|debian|debian13|debian14|ubuntu" >&2
 	exit 1
 fi
 [ "$want" = "$family" ] || exit 0
@@ -51,7 +53,7 @@ id=$(. /etc/os-release && echo "${ID:-} ${ID_LIKE:-}")
 case "$family:$id" in
 fedora:*fedora*) ;;
 rhel:*rhel* | rhel:*centos* | rhel:*fedora*) ;;
-debian:*debian* | debian13:*debian*) ;;
+debian:*debian* | debian13:*debian* | debian14:*debian*) ;;
 ubuntu:*ubuntu*) ;;
 *)
 	echo "build-kmod: kernel $kver needs a $family builder image, this one is '$id'" >&2
@@ -73,7 +75,7 @@ if [ ! -e "$kdir/Makefile" ]; then
 			{ echo "build-kmod: kernel-devel-$kver is not in this builder's repositories" >&2; exit 1; }
 		dnf clean all
 		;;
-	debian | debian13 | ubuntu)
+	debian | debian13 | debian14 | ubuntu)
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -q
 		apt-get install -y -q --no-install-recommends "linux-headers-$kver" gcc make kmod ||

@@ -116,10 +116,10 @@ def test_kmod_containerfile_layout():
     text = KMOD_FILE.read_text()
     steps = instructions(text)
     stages = [args.split()[-1] for word, args in steps if word == "FROM" and " AS " in args]
-    assert stages == ["sources", "fedora", "rhel", "debian", "debian13", "ubuntu"]
+    assert stages == ["sources", "fedora", "rhel", "debian", "debian13", "debian14", "ubuntu"]
     final = steps[max(i for i, (w, _) in enumerate(steps) if w == "FROM"):]
     copies = [args for word, args in final if word == "COPY"]
-    for family in ("fedora", "rhel", "debian", "debian13", "ubuntu"):
+    for family in ("fedora", "rhel", "debian", "debian13", "debian14", "ubuntu"):
         assert f"--from={family} /out/ /opt/lib/modules/${{KERNEL_FULL_VERSION}}/" in copies
     assert "--from=sources /firmware/ /firmware/" in copies
     assert any('depmod -b /opt "${KERNEL_FULL_VERSION}"' in args for w, args in final if w == "RUN")
@@ -168,6 +168,7 @@ def test_driver_wheel_builds_from_the_copied_files(tmp_path):
     ("6.17.7-300.fc43.x86_64", "fedora"), ("5.14.0-570.42.1.el9_6.x86_64", "rhel"),
     ("4.18.0-553.el8_10.x86_64", "rhel"), ("6.1.0-40-amd64", "debian"),
     ("6.12.48+deb13-cloud-amd64", "debian13"), ("6.12.117+deb13-amd64", "debian13"),
+    ("7.2.13+deb14-amd64", "debian14"),
     ("6.12.38+bpo-amd64", "debian"), ("6.8.0-45-generic", "ubuntu"),
     ("6.8.0-1015-aws", "ubuntu"), ("6.18.44-custom", "unknown")])
 def test_build_script_tells_the_distribution(version, family):
@@ -200,7 +201,7 @@ def test_build_script_builds_the_inlined_sources(tmp_path):
     script = tmp_path / "build-kmod.sh"
     script.write_bytes(files["/usr/local/bin/build-kmod.sh"])
     env = {**os.environ, "KMOD_DISTRO": "auto"}
-    for family in ("fedora", "rhel", "debian13", "ubuntu"):  # not theirs: nothing built, no error
+    for family in ("fedora", "rhel", "debian13", "debian14", "ubuntu"):  # not theirs: nothing built, no error
         out = tmp_path / f"out-{family}"
         subprocess.run(["sh", str(script), family, kver, str(out), str(src)], check=True,
                        env=env, capture_output=True)
