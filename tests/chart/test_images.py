@@ -201,7 +201,8 @@ def test_build_script_builds_the_inlined_sources(tmp_path):
     script = tmp_path / "build-kmod.sh"
     script.write_bytes(files["/usr/local/bin/build-kmod.sh"])
     env = {**os.environ, "KMOD_DISTRO": "auto"}
-    for family in ("fedora", "rhel", "debian13", "debian14", "ubuntu"):  # not theirs: nothing built, no error
+    # not theirs: nothing built, no error
+    for family in ("fedora", "rhel", "debian13", "debian14", "ubuntu"):
         out = tmp_path / f"out-{family}"
         subprocess.run(["sh", str(script), family, kver, str(out), str(src)], check=True,
                        env=env, capture_output=True)

@@ -14,14 +14,7 @@ import pytest
 from mock_accel import __version__
 from mock_accel.sim import SimConfig, SimNode
 from mock_accel.wait import wait_until
-
-UNREACHABLE = """apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
+from tests.harness.kubeconfigs import UNREACHABLE
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

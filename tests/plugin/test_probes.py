@@ -17,16 +17,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mock_accel.sim import SimConfig, SimNode
 from mock_accel.wait import wait_until
+from tests.harness.kubeconfigs import UNREACHABLE
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-UNREACHABLE = """apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 
 
 def probe(port: int) -> int:
