@@ -1,0 +1,74 @@
+"""Our Docker engine (tools/docker): started, stopped by pid, in its own roots; one-line errors."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tools.locate import REPO
+
+pytestmark = pytest.mark.skipif(shutil.which("dockerd") is None,
+                                reason="dockerd absent: `make deps` installs Debian's docker.io")
+
+
+def _tool(root: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MOCK_ACCEL_DOCKER_RUN": str(root / "run"),
+           "MOCK_ACCEL_DOCKER_DATA": str(root / "data"),
+           # beside any other engine on this host: no bridge, no iptables rules of its own
+           "MOCK_ACCEL_DOCKERD_ARGS": "--bridge=none --iptables=false --ip-masq=false"}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run([sys.executable, "-m", "tools.docker", *args], env=env, text=True,
+                          capture_output=True, timeout=180)
+
+
+@pytest.fixture
+def root():
+    d = Path(tempfile.mkdtemp(prefix="ma-dockerd-", dir="/tmp"))  # short: unix socket paths
+    yield d
+    _tool(d, "down")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_up_is_idempotent_and_down_stops_exactly_our_pid(root):
+    first = _tool(root, "up")
+    assert first.returncode == 0, first.stderr
+    pid = int((root / "run" / "dockerd.pid").read_text())
+    again = _tool(root, "up")
+    assert again.returncode == 0 and f"pid {pid} " in again.stdout  # reused, not a second daemon
+    assert _tool(root, "status").returncode == 0
+    assert (root / "data" / "overlay2").is_dir() or (root / "data" / "image").is_dir()
+    assert _tool(root, "down").stdout.strip() == "dockerd stopped"
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"
+    gone = _tool(root, "status")
+    assert gone.returncode == 1 and "no dockerd of ours" in gone.stdout
+    assert _tool(root, "down").stdout.strip() == "no dockerd of ours was running"
+
+
+def test_missing_engine_is_one_line_and_exit_1(root, tmp_path):
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "docker").symlink_to(shutil.which("docker"))  # the CLI without the daemon
+    r = _tool(root, "up", path=str(bare))
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("tools.docker: dockerd not found: "
+                                "install Debian's docker.io (make deps does)")
+
+
+def test_a_daemon_that_cannot_start_says_why(root):
+    r = subprocess.run([sys.executable, "-m", "tools.docker", "up",
+                        "--extra=--this-flag-does-not-exist"],
+                       env={**os.environ, "PYTHONPATH": str(REPO),
+                            "MOCK_ACCEL_DOCKER_RUN": str(root / "run"),
+                            "MOCK_ACCEL_DOCKER_DATA": str(root / "data")},
+                       text=True, capture_output=True, timeout=180)
+    assert r.returncode == 1
+    assert r.stderr.startswith("tools.docker: dockerd exited with status")
+    assert "this-flag-does-not-exist" in r.stderr  # the log's tail names the cause
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -1,0 +1,59 @@
+"""A Docker engine of our own for the image builds and the kind e2e: started and stopped by pid.
+
+Nothing on the CI machines starts a Docker engine, and the one the project needs must not touch a
+user's: `dockerd` runs with its own data root (a cache: images survive between runs), exec root,
+pidfile, socket and log, all named here. `up` is idempotent (a daemon that answers is reused),
+`down` stops exactly the daemon whose pid is in our pidfile.
+
+    python -m tools.docker up|down|status|env
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+RUN_DIR = Path(os.environ.get("MOCK_ACCEL_DOCKER_RUN") or "/run/mock-accel-docker")
+DATA_ROOT = Path(os.environ.get("MOCK_ACCEL_DOCKER_DATA")
+                 or Path.home() / ".cache" / "mock-accel" / "docker")
+SOCKET = RUN_DIR / "docker.sock"
+PIDFILE = RUN_DIR / "dockerd.pid"
+LOG = RUN_DIR / "dockerd.log"
+HOST = f"unix://{SOCKET}"
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 30.0
+
+
+class DockerError(RuntimeError):
+    """The engine cannot be started, reached or stopped; the message says why in one line."""
+
+
+def env() -> dict[str, str]:
+    """The environment that points the docker CLI at our engine."""
+    return {**os.environ, "DOCKER_HOST": HOST}
+
+
+def docker(*args: str, check: bool = True, capture: bool = True,
+           **kw) -> subprocess.CompletedProcess:
+    """Run the docker CLI against our engine."""
+    return subprocess.run(["docker", *args], env=env(), check=check, text=True,
+                          capture_output=capture, **kw)
+
+
+def pid() -> int | None:
+    """The pid in our pidfile if that process is alive, else None."""
+    try:
+        n = int(PIDFILE.read_text().strip())
+        os.kill(n, 0)
+    except (OSError, ValueError):
+        return None
+    return n
+
+
+def answers() -> bool:
+    """Whether an engine answers on our socket."""
+    if not SOCKET.exists() or shutil.which("docker") is None:
+        return False
+    r = docker("version", "--format", "{{.Server.Version}}", check=False, timeout=20)
+    return r.returncode == 0

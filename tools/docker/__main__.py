@@ -1,0 +1,41 @@
+"""`python -m tools.docker up|down|status|env`: our Docker engine, one line per answer."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import DATA_ROOT, HOST, LOG, DockerError, answers, pid
+from .lifecycle import down, up
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.docker", description=__doc__)
+    sub = ap.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("up", help="start dockerd (reuse ours if it answers)")
+    p.add_argument("--extra", default=os.environ.get("MOCK_ACCEL_DOCKERD_ARGS", ""),
+                   help="more dockerd arguments (default: $MOCK_ACCEL_DOCKERD_ARGS)")
+    sub.add_parser("down", help="stop the dockerd of our pidfile")
+    sub.add_parser("status", help="exit 0 if ours answers, else 1")
+    sub.add_parser("env", help="print the DOCKER_HOST line to eval")
+    a = ap.parse_args(argv)
+    try:
+        if a.verb == "up":
+            print(f"dockerd pid {up(a.extra)} answers on {HOST} (data {DATA_ROOT}, log {LOG})")
+        elif a.verb == "down":
+            print("dockerd stopped" if down() else "no dockerd of ours was running")
+        elif a.verb == "status":
+            ok = answers() and pid()
+            print(f"dockerd pid {pid()} answers on {HOST}" if ok
+                  else f"no dockerd of ours answers on {HOST}")
+            return 0 if ok else 1
+        else:
+            print(f"export DOCKER_HOST={HOST}")
+    except DockerError as e:
+        print(f"tools.docker: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
