@@ -97,6 +97,10 @@ def test_server_side_dry_run(cluster, api, kmm_crd, mode):
                                                                obj["metadata"]["name"])
             # Nothing we sent was pruned or changed (the server may add defaults).
             _assert_kept(obj, got, obj["kind"])
+            if obj["kind"] == "DaemonSet":  # the probes (issue 15 item 4), as the API keeps them
+                (c,) = got["spec"]["template"]["spec"]["containers"]
+                handler = "grpc" if c["name"] == "node-agent" else "httpGet"
+                assert handler in c["livenessProbe"] and handler in c["readinessProbe"], c
         assert ("Module" in {o["kind"] for o in objs}) == (mode in ("prebuilt", "build"))
         print(f"{mode}: {len(objs)} objects accepted by the API server "
               f"({', '.join(sorted({o['kind'] for o in objs}))})")

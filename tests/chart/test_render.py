@@ -99,7 +99,8 @@ def test_readme_documents_every_parameter():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     readme = (CHART / "README.md").read_text()
     whole = ("resources", "securityContext", "selector", "annotations", "nodeSelector",
-             "builderImages", "tolerations", "imagePullSecrets", "kernelMappings", "buildArgs")
+             "builderImages", "tolerations", "imagePullSecrets", "kernelMappings", "buildArgs",
+             "livenessProbe", "readinessProbe")
     missing = []
 
     def walk(value, path):
@@ -164,16 +165,52 @@ def test_daemonsets_run_the_cli_with_flags_it_accepts():
     assert a.host_root == "/"
 
 
-def test_node_agent_is_ready_when_its_socket_is_served():
-    from mock_accel.claims import PluginConfig
-    agent = container(daemonset(render(), "node-agent"))
-    args = build_parser().parse_args(agent["args"])
-    cmd = agent["readinessProbe"]["exec"]["command"]
-    assert cmd[:2] == ["sh", "-c"]
-    m = re.fullmatch(r'test -S "(.+)"', cmd[2])
-    config = PluginConfig(driver=args.driver_name, node_name="n",
-                          plugins_dir=args.plugin_socket_dir.rsplit("/", 1)[0], pod_uid="UID")
-    assert m and m.group(1).replace("${POD_UID}", "UID") == str(config.dra_socket)
+def _probe_port(cont: dict, probe: dict) -> int:
+    """The container port a probe calls (`grpc.port`, or `httpGet.port` by number or name)."""
+    port = (probe.get("grpc") or probe["httpGet"])["port"]
+    if isinstance(port, str):
+        (port,) = [p["containerPort"] for p in cont["ports"] if p["name"] == port]
+    return port
+
+
+def test_probes_call_the_health_services_the_commands_serve():
+    """Issue 15 item 4: gRPC probes on the node agent's health service, HTTP probes on the
+    controller's /healthz and /readyz, each on the port the command is told to serve."""
+    objs = render()
+    parser = build_parser()
+    ctrl, agent = container(daemonset(objs, "controller")), container(daemonset(objs, "node-agent"))
+    for cont, port in ((ctrl, 8081), (agent, 9410)):
+        assert parser.parse_args(cont["args"]).health_port == port
+        assert cont["ports"] == [{"name": "health", "containerPort": port, "protocol": "TCP"}]
+        for kind in ("livenessProbe", "readinessProbe"):
+            assert _probe_port(cont, cont[kind]) == port, (kind, cont[kind])
+            assert "exec" not in cont[kind]
+    assert agent["livenessProbe"] == {"grpc": {"port": 9410}, "periodSeconds": 10,
+                                      "timeoutSeconds": 5, "failureThreshold": 3}
+    assert agent["readinessProbe"] == {"grpc": {"port": 9410}, "periodSeconds": 5,
+                                       "timeoutSeconds": 5, "failureThreshold": 3}
+    assert ctrl["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert ctrl["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # The plugin's check may wait 2 s for the claims lock: the probe gives it more.
+    assert agent["livenessProbe"]["timeoutSeconds"] > 2
+
+
+def test_probe_ports_and_timings_come_from_values():
+    objs = render("draDriver.nodeAgent.healthPort=9000", "draDriver.controller.healthPort=9001",
+                  "draDriver.nodeAgent.livenessProbe.failureThreshold=6",
+                  "draDriver.nodeAgent.livenessProbe.initialDelaySeconds=20",
+                  "draDriver.controller.readinessProbe.periodSeconds=30")
+    ctrl, agent = container(daemonset(objs, "controller")), container(daemonset(objs, "node-agent"))
+    assert "--health-port=9000" in agent["args"] and "--health-port=9001" in ctrl["args"]
+    assert agent["readinessProbe"]["grpc"] == {"port": 9000}
+    assert agent["livenessProbe"] == {"grpc": {"port": 9000}, "periodSeconds": 10,
+                                      "timeoutSeconds": 5, "failureThreshold": 6,
+                                      "initialDelaySeconds": 20}
+    assert ctrl["ports"][0]["containerPort"] == 9001
+    assert ctrl["readinessProbe"]["periodSeconds"] == 30
+    # null drops a default timing; the probe itself stays
+    agent = container(daemonset(render("draDriver.nodeAgent.readinessProbe=null"), "node-agent"))
+    assert agent["readinessProbe"] == {"grpc": {"port": 9410}}
 
 
 def test_host_paths_and_privileges():
@@ -564,6 +601,10 @@ def test_seed_lines_render_what_they_promise():
     (("draDriver.name=Not_A_Domain",), "/draDriver/name"),
     (("deviceClasses[0].name=x", "deviceClasses[0].deviceType=gpu"), "'pf', 'vf'"),
     (("kernelModule.parameters.numa_nodes=0",), "numa_nodes"),
+    (("draDriver.nodeAgent.healthPort=0",), "/draDriver/nodeAgent/healthPort"),
+    (("draDriver.controller.healthPort=70000",), "/draDriver/controller/healthPort"),
+    (("draDriver.nodeAgent.livenessProbe.successThreshold=2",), "successThreshold"),
+    (("draDriver.controller.readinessProbe.periodSeconds=0",), "periodSeconds"),
 ])
 def test_schema_refuses_with_a_clear_message(sets, needle):
     msg = render_error(*sets)
