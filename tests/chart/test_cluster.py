@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from mock_accel.claims import ALL_CLAIMS_PATH
 from mock_accel.kube import KubeClient, KubeError
 
 from .chart import CHART, find, helm, render
@@ -339,8 +340,6 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
         got = agent.request("GET", api.path("resource.k8s.io/v1", "ResourceClaim", "c1",
                                              namespace))
         assert got["metadata"]["uid"] == claim["metadata"]["uid"]
-        _denied(lambda: agent.request("GET", api.path("resource.k8s.io/v1", "ResourceClaim",
-                                                      namespace=namespace)))
     finally:
         for name in created:
             api.delete("resource.k8s.io/v1", "ResourceSlice", name)
@@ -349,3 +348,61 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
                 api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
         for node in (node_a, node_b):
             cluster.delete_node(node)
+
+
+def _rules(client: KubeClient, namespace: str) -> set[tuple]:
+    """(group, resource, verb) the client's own credentials allow in `namespace`."""
+    review = client.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                            {"apiVersion": "authorization.k8s.io/v1",
+                             "kind": "SelfSubjectRulesReview", "spec": {"namespace": namespace}})
+    return {(group, resource, verb, tuple(rule.get("resourceNames") or ()))
+            for rule in review["status"]["resourceRules"]
+            for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"]}
+
+
+def test_node_agent_lists_claims_and_nothing_more(cluster, api, namespace):
+    """The rebuild of a corrupt checkpoint lists every ResourceClaim (nbs/26_claims
+    `_api_claims`): the node agent's account may, cluster-wide, and gets nothing else."""
+    tag = f"rb{_unique()}"
+    sets = (*_isolated(tag), f"namespace.name={namespace}", "namespace.create=false")
+    objs = [o for o in render(*sets, release=tag)
+            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    (node,) = cluster.create_nodes(1, prefix=tag)
+    other_ns = cluster.create_namespace()
+    for obj in objs:
+        api.apply(obj)
+    try:
+        pod = _pod_on(api, namespace, "agent", f"{tag}-node-agent", node)
+        agent = _token_api(cluster, api, namespace, f"{tag}-node-agent", pod)
+        claim = api.create({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                            "metadata": {"name": "elsewhere"},
+                            "spec": {"devices": {"requests": [{"name": "r", "exactly": {
+                                "deviceClassName": f"{tag}-pf", "count": 1}}]}}}, other_ns)
+
+        def listed():
+            try:
+                items = agent.request("GET", ALL_CLAIMS_PATH)["items"]
+            except KubeError as err:
+                return None if err.status == 403 else err   # RBAC caches: a moment
+            return {c["metadata"]["uid"] for c in items}
+        uids = api.wait_for(listed, timeout=30, what="the agent to list claims")
+        assert claim["metadata"]["uid"] in uids, uids   # another namespace's claim: cluster-wide
+        # what it must not do with claims, or anything else
+        path = api.path("resource.k8s.io/v1", "ResourceClaim", "elsewhere", other_ns)
+        _denied(lambda: agent.request("DELETE", path))
+        _denied(lambda: agent.request("PUT", path, claim))
+        _denied(lambda: agent.request("PUT", path + "/status", claim))
+        _denied(lambda: agent.request("GET", api.path("v1", "Secret", namespace=other_ns)))
+        _denied(lambda: agent.request("GET", "/apis/resource.k8s.io/v1/resourceslices"))
+        # exactly get and list on resourceclaims beyond what any account has
+        baseline = _token_api(cluster, api, namespace, "default", None)
+        extra = _rules(agent, other_ns) - _rules(baseline, other_ns)
+        assert extra == {("resource.k8s.io", "resourceclaims", "get", ()),
+                         ("resource.k8s.io", "resourceclaims", "list", ())}, extra
+    finally:
+        for obj in reversed(objs):
+            if obj["kind"] != "ServiceAccount":
+                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        cluster.delete_namespace(other_ns)
+        cluster.delete_node(node)
