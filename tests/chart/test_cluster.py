@@ -14,6 +14,7 @@ import pytest
 
 from mock_accel.claims import ALL_CLAIMS_PATH
 from mock_accel.kube import KubeClient, KubeError
+from mock_accel.slices import slice_name
 
 from .chart import CHART, find, helm, render
 from .kmm_crd import CRD_NAME, module_crd, real_crd, schema_paths, transcribed_crd
@@ -222,11 +223,12 @@ def test_install_into_an_existing_namespace_says_what_to_do(cluster, api):
 
 # ------------------------------------------------------------------------------ the VAP
 
-def _slice(name: str, driver: str, node: str, device: str = "mock0") -> dict:
+def _slice(name: str, driver: str, node: str, device: str = "mock0",
+           pool: str | None = None) -> dict:
     return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
             "metadata": {"name": name},
             "spec": {"driver": driver, "nodeName": node,
-                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "pool": {"name": pool or node, "generation": 1, "resourceSliceCount": 1},
                      "devices": [{"name": device}]}}
 
 
@@ -295,31 +297,33 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
                f"of node {node_b}" in err.message
 
         # Own node: create, update, delete all allowed.
-        own = ctrl.request("POST", slices, _slice(f"{tag}-a", driver, node_a))
+        own_name = slice_name(node_a, driver, 0)
+        own = ctrl.request("POST", slices, _slice(own_name, driver, node_a))
         created.append(own["metadata"]["name"])
         own["spec"]["devices"].append({"name": "mock1"})
-        own = ctrl.request("PUT", f"{slices}/{tag}-a", own)
+        own = ctrl.request("PUT", f"{slices}/{own_name}", own)
         assert [d["name"] for d in own["spec"]["devices"]] == ["mock0", "mock1"]
 
         # Another node's slice (made by the admin): no update, no delete.
-        other = api.create(_slice(f"{tag}-b", driver, node_b))
+        other_name = slice_name(node_b, driver, 0)
+        other = api.create(_slice(other_name, driver, node_b))
         created.append(other["metadata"]["name"])
         other["spec"]["devices"].append({"name": "mock9"})
         print("cross-node update:", _denied(lambda: ctrl.request(
-            "PUT", f"{slices}/{tag}-b", other)).message)
+            "PUT", f"{slices}/{other_name}", other)).message)
         print("cross-node delete:", _denied(lambda: ctrl.request(
-            "DELETE", f"{slices}/{tag}-b")).message)
+            "DELETE", f"{slices}/{other_name}")).message)
         # Moving a slice to another node fails too (the API or the policy refuses it).
         moved = dict(own, spec={**own["spec"], "nodeName": node_b})
         with pytest.raises(KubeError):
-            ctrl.request("PUT", f"{slices}/{tag}-a", moved)
+            ctrl.request("PUT", f"{slices}/{own_name}", moved)
         # Another driver's slice on its own node: refused.
         msg = _denied(lambda: ctrl.request("POST", slices, _slice(
             f"{tag}-x", "other.example.com", node_a))).message
         assert f"only ResourceSlices of driver {driver}" in msg, msg
 
-        ctrl.request("DELETE", f"{slices}/{tag}-a")
-        created.remove(f"{tag}-a")
+        ctrl.request("DELETE", f"{slices}/{own_name}")
+        created.remove(own_name)
 
         # A token of the same account that is not bound to a pod carries no node: refused.
         unbound = _token_api(cluster, api, namespace, f"{tag}-controller", None)
@@ -331,7 +335,7 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
         pod_agent = _pod_on(api, namespace, "agent-a", f"{tag}-node-agent", node_a)
         agent = _token_api(cluster, api, namespace, f"{tag}-node-agent", pod_agent)
         msg = _denied(lambda: agent.request("POST", slices, _slice(
-            f"{tag}-n", driver, node_a))).message
+            slice_name(node_a, driver, 1), driver, node_a))).message
         assert 'cannot create resource "resourceslices"' in msg, msg
         claim = api.create({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
                             "metadata": {"name": "c1"},
@@ -406,3 +410,87 @@ def test_node_agent_lists_claims_and_nothing_more(cluster, api, namespace):
                 api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
         cluster.delete_namespace(other_ns)
         cluster.delete_node(node)
+
+
+def test_admission_policy_ties_slice_names_and_pools_to_the_node(cluster, api, namespace):
+    """Issue 15 item 9: a pod on node A can neither take node B's slice names (B's publisher
+    would back off forever on 409) nor publish B's pool; B's own pod still can, with the names
+    mock_accel.slices.slice_name makes — also for a node name so long that they are cut and
+    hashed."""
+    tag = f"nm{_unique()}"
+    driver = f"{tag}.chart-test.example.com"
+    sets = (*_isolated(tag), f"namespace.name={namespace}", "namespace.create=false")
+    objs = [o for o in render(*sets, release=tag)
+            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                             "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
+    node_a, node_b = cluster.create_nodes(2, prefix=tag)
+    # 233 characters, then a dot: slice_name cuts "<node>-<driver>" at 234 and drops the dot
+    base = tag + "a" * (233 - len(tag))
+    long_node = base + ".zz" + "y" * 5
+    api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": long_node}, "spec": {}})
+    long_name = slice_name(long_node, driver, 3)
+    assert long_name.startswith(base + "-") and len(long_name) == len(base) + 13
+    for obj in objs:
+        api.apply(obj)
+    made: list[str] = []
+    slices = "/apis/resource.k8s.io/v1/resourceslices"
+    sa = f"{tag}-controller"
+    try:
+        a, b, long = (_token_api(cluster, api, namespace, sa, _pod_on(api, namespace, f"p{i}",
+                                                                    sa, node))
+                      for i, node in enumerate((node_a, node_b, long_node)))
+
+        def create(client: KubeClient, name: str, node: str, pool: str | None = None) -> dict:
+            got = client.request("POST", slices, _slice(name, driver, node, pool=pool))
+            made.append(name)
+            return got
+
+        # B's name on A's node and pool: denied once the policy is loaded
+        attempt = iter(range(10_000))
+
+        def squatting_denied():
+            name = slice_name(node_b, driver, next(attempt))
+            try:
+                create(a, name, node_a)
+            except KubeError as e:
+                return e if e.status == 403 and "may name its ResourceSlices" in e.message \
+                    else None
+            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
+            made.remove(name)
+            return None
+        err = api.wait_for(squatting_denied, timeout=30, what="the VAP to deny a squatted name")
+        print("squatted name:", err.message)
+        assert f"only {node_a}-{driver.replace('.', '-')}-<index>" in err.message
+        msg = _denied(lambda: create(a, slice_name(node_a, driver, 0), node_a, pool=node_b)).message
+        assert f"may publish only pool {node_a}, not {node_b}" in msg, msg
+        msg = _denied(lambda: create(a, f"{tag}-free-name", node_a)).message
+        assert "may name its ResourceSlices only" in msg, msg
+        # A's own names and pool; its slice cannot move to B's pool (the API or the policy)
+        own = create(a, slice_name(node_a, driver, 0), node_a)
+        create(a, slice_name(node_a, driver, 12), node_a)
+        own["spec"]["pool"]["name"] = node_b
+        with pytest.raises(KubeError):
+            a.request("PUT", f"{slices}/{own['metadata']['name']}", own)
+        # B's own pod still publishes B's names
+        for index in (0, 1):
+            create(b, slice_name(node_b, driver, index), node_b)
+        _denied(lambda: create(a, long_name, node_a))
+        # a name cut and hashed (the hash cannot be checked, the rest can)
+        create(long, long_name, long_node)
+        forged = base[:-1] + "-" + "0" * 10 + "-4"
+        msg = _denied(lambda: create(long, forged, long_node)).message
+        assert "may name its ResourceSlices only" in msg, msg
+        # a slice of A's node under another name (made before the policy, say): A may delete it
+        api.create(_slice(f"{tag}-old", driver, node_a))
+        made.append(f"{tag}-old")
+        a.request("DELETE", f"{slices}/{tag}-old")
+        made.remove(f"{tag}-old")
+    finally:
+        for name in made:
+            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
+        for obj in reversed(objs):
+            if obj["kind"] != "ServiceAccount":
+                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        for node in (node_a, node_b):
+            cluster.delete_node(node)
+        api.delete("v1", "Node", long_node)

@@ -334,6 +334,24 @@ SA_CASES = {
 }
 
 
+def test_admission_policy_names_slices_as_the_publisher_does():
+    """Issue 15 item 9: the policy's name rule is mock_accel.slices.slice_name's (prefix,
+    limit, cut); tests/chart/test_cluster.py tries it on the API server."""
+    from mock_accel.slices import MAX_OBJECT_NAME, slice_name
+    policy = one(render("draDriver.name=acc.example.org",
+                        "draDriver.nodeAgent.pluginSocket=/var/lib/kubelet/plugins/acc.example.org"),
+                 "ValidatingAdmissionPolicy")
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    assert variables["namePrefix"] == "variables.tokenNode + '-acc-example-org'"
+    assert slice_name("node", "acc.example.org", 7) == "node-acc-example-org-7"
+    limit = MAX_OBJECT_NAME - 8           # slice_name's room for the index
+    assert f"size(variables.namePrefix) <= {limit}" in variables["nameIsOurs"]
+    assert f"substring(0, {limit - 11})" in variables["nameIsOurs"]  # cut, then -<10 hex>
+    checks = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "object.spec.pool.name == variables.tokenNode" in checks
+    assert "variables.nameIsOurs" in checks
+
+
 @pytest.mark.parametrize("case", SA_CASES)
 def test_admission_policy_matches_the_accounts_the_pods_use(case):
     sets, want = SA_CASES[case]
