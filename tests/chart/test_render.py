@@ -12,6 +12,7 @@ import yaml
 
 from mock_accel.cli import build_parser
 from mock_accel.demo import device_classes
+from tools import chartdoc
 
 from .chart import (
     CHART,
@@ -94,25 +95,63 @@ def test_every_values_key_is_in_the_schema():
     walk(values, schema, "")
 
 
-def test_readme_documents_every_parameter():
-    """chart/README.md has a row for every value (containers of values count as one)."""
+# The parameters the seed chart's README lists: ours must all be in the generated table.
+SEED_PARAMETERS = (
+    "global.imagePullSecrets", "namespace.create", "namespace.name", "draDriver.name",
+    "draDriver.controller.enabled", "draDriver.controller.image.repository",
+    "draDriver.controller.image.tag", "draDriver.controller.image.pullPolicy",
+    "draDriver.controller.rescanInterval", "draDriver.controller.verbosity",
+    "draDriver.controller.resources", "draDriver.nodeAgent.enabled",
+    "draDriver.nodeAgent.image.repository", "draDriver.nodeAgent.image.tag",
+    "draDriver.nodeAgent.verbosity", "draDriver.nodeAgent.pluginSocket",
+    "draDriver.nodeAgent.resources", "kernelModule.enabled", "kernelModule.moduleName",
+    "kernelModule.image.repository", "kernelModule.image.tag", "kernelModule.kernelMappings",
+    "kernelModule.firmware.enabled", "kernelModule.firmware.configMapName",
+    "deviceClasses[0].name", "deviceClasses[0].enabled", "deviceClasses[1].name",
+    "deviceClasses[1].enabled", "rbac.create", "serviceAccount.create",
+    "serviceAccount.annotations")
+
+
+def test_readme_parameter_table_is_generated_and_current(tmp_path, capsys):
+    """Issue 15 item 8: chart/README.md's table is what tools.chartdoc (also the docs page's
+    generator) makes of values.yaml + values.schema.json; a drifted table fails --check."""
+    assert chartdoc.main(["--check"]) == 0, capsys.readouterr().err
+    copy = tmp_path / "chart"
+    copy.mkdir()
+    for name in ("values.yaml", "values.schema.json", "README.md"):
+        (copy / name).write_text((CHART / name).read_text())
+    values = copy / "values.yaml"
+    values.write_text(values.read_text().replace("rescanInterval: 30s", "rescanInterval: 45s"))
+    assert chartdoc.main(["--check", "--chart", str(copy)]) == 1
+    assert "parameter table is out of date" in capsys.readouterr().err
+    assert chartdoc.main(["--chart", str(copy)]) == 0
+    assert chartdoc.main(["--check", "--chart", str(copy)]) == 0
+    assert "`\"45s\"`" in (copy / "README.md").read_text()
+    (copy / "README.md").write_text("# no markers\n")
+    assert chartdoc.main(["--chart", str(copy)]) == 1
+    assert "needs one" in capsys.readouterr().err
+
+
+def test_readme_table_covers_every_parameter_and_the_seeds():
+    rows, table = chartdoc.parameter_table(CHART)
+    documented = {r["parameter"] for r in rows}
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    readme = (CHART / "README.md").read_text()
-    whole = ("resources", "securityContext", "selector", "annotations", "nodeSelector",
-             "builderImages", "tolerations", "imagePullSecrets", "kernelMappings", "buildArgs",
-             "livenessProbe", "readinessProbe")
     missing = []
 
     def walk(value, path):
-        if isinstance(value, dict) and value and not path.endswith(whole):
+        if isinstance(value, dict) and value:
             for key, sub in value.items():
                 walk(sub, f"{path}.{key}" if path else key)
-        elif not re.search(rf"`{re.escape(path)}[`./ ]", readme):
+        elif isinstance(value, list) and value and isinstance(value[0], dict) and \
+                path == "deviceClasses":
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+        elif path not in documented:
             missing.append(path)
-    walk({k: v for k, v in values.items() if k != "deviceClasses"}, "")
-    for key in ("name", "enabled", "deviceType", "cel"):
-        assert f".{key}`" in readme
-    assert not missing, f"not in chart/README.md: {missing}"
+    walk(values, "")
+    assert not missing, f"not in the generated table: {missing}"
+    assert not [p for p in SEED_PARAMETERS if p not in documented]
+    assert table in (CHART / "README.md").read_text()
 
 
 # ------------------------------------------------------------------------------ defaults
