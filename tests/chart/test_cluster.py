@@ -192,6 +192,18 @@ def test_helm_install_and_uninstall(cluster, api, kmm_crd, mode):
         assert {d["metadata"]["name"] for d in api.list("apps/v1", "DaemonSet", namespace=ns)} == {
             f"{tag}-controller", f"{tag}-node-agent"}
         assert ("-c simulate" in notes) == (mode == "simulation"), notes
+        # NOTES select by the release's labels (issue 15 item 8); they find what was installed
+        release = f"app.kubernetes.io/instance={tag}"
+        assert f"kubectl get daemonsets,pods -n {ns} -l {release} -o wide" in notes, notes
+        for component in ("controller", "node-agent"):
+            selector = f"{release},app.kubernetes.io/component={component}"
+            assert f"kubectl logs -n {ns} -l {selector}" in notes, notes
+            assert [d["metadata"]["name"] for d in api.list(
+                "apps/v1", "DaemonSet", namespace=ns, labelSelector=selector)] == [
+                f"{tag}-{component}"]
+        assert {r["metadata"]["name"] for r in api.list(
+            "rbac.authorization.k8s.io/v1", "ClusterRole", labelSelector=release)} == {
+            f"{tag}-controller", f"{tag}-node-agent"}
         if mode == "build":
             module = api.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "mock-accel", ns)
             assert module["spec"]["imageRepoSecret"] == {"name": "push-creds"}

@@ -177,6 +177,43 @@ def test_default_objects():
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
 
 
+# The DaemonSets' selectors as they have always been: a selector is immutable, so a changed one
+# breaks `helm upgrade` of every existing release.
+SELECTORS = {"controller": {"app.kubernetes.io/instance": "rel", "app": "mock-accel-controller"},
+             "node-agent": {"app.kubernetes.io/instance": "rel", "app": "mock-accel-node-agent"}}
+COMPONENTS = {"Namespace": {"namespace"}, "ServiceAccount": {"controller", "node-agent"},
+              "ClusterRole": {"controller", "node-agent"},
+              "ClusterRoleBinding": {"controller", "node-agent"},
+              "ValidatingAdmissionPolicy": {"admission-policy"},
+              "ValidatingAdmissionPolicyBinding": {"admission-policy"},
+              "DaemonSet": {"controller", "node-agent"}, "DeviceClass": {"device-classes"},
+              "ConfigMap": {"firmware", "kernel-module"}, "Module": {"kernel-module"}}
+
+
+@pytest.mark.parametrize("mode", [*MODES, "simulation"])
+def test_every_object_carries_the_release_labels_and_selectors_stay(mode):
+    """Issue 15 item 8: the app.kubernetes.io/* labels of the release on every object (and on
+    the pods), the DaemonSets' selectors unchanged."""
+    sets = ("simulation.enabled=true",) if mode == "simulation" else MODES[mode]
+    objs = render(*sets, release="rel")
+    app_version = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+    release = {"app.kubernetes.io/name": "mock-device", "app.kubernetes.io/instance": "rel",
+               "app.kubernetes.io/version": app_version, "app.kubernetes.io/managed-by": "Helm",
+               "app.kubernetes.io/part-of": "mock-accel"}
+    labelled = [(o, o["metadata"]) for o in objs] + [
+        (o, o["spec"]["template"]["metadata"]) for o in find(objs, "DaemonSet")]
+    for obj, meta in labelled:
+        labels = meta.get("labels") or {}
+        assert labels.items() >= release.items(), (obj["kind"], meta.get("name"), labels)
+        assert labels["app.kubernetes.io/component"] in COMPONENTS[obj["kind"]], labels
+    for component, selector in SELECTORS.items():
+        ds = daemonset(objs, component)
+        assert ds["spec"]["selector"] == {"matchLabels": selector}
+        pod_labels = ds["spec"]["template"]["metadata"]["labels"]
+        assert pod_labels.items() >= selector.items()
+        assert pod_labels["app.kubernetes.io/component"] == component
+
+
 def test_daemonsets_run_the_cli_with_flags_it_accepts():
     objs = render()
     parser = build_parser()
