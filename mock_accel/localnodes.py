@@ -13,18 +13,24 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import grpc
 import yaml
 from fastcore.basics import patch
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import mock_accel
+from .cluster import free_port
 from .demo import NODE_TOPOLOGY
 from .firmware import ensure_firmware
 from .kube import KubeClient, KubeError
@@ -38,8 +44,9 @@ __all__ = ['REPO', 'CHART', 'CONTAINERFILE', 'KUBELET_REGISTRY', 'CDI_DIRS', 'FI
            'helm_bin', 'kubectl_bin', 'helm_template', 'parse_api_resources', 'served_kinds', 'apply_objects',
            'image_entrypoint', 'container_argv', 'container_env', 'host_mounts', 'build_container_root',
            'config_map_mounts', 'in_container', 'translate_args', 'to_host', 'short_dir', 'explicit_defaults',
-           'pod_kubeconfig', 'token_kubeconfig', 'Process', 'LocalInstall', 'pod_container', 'running_status',
-           'kubelet_registry', 'cdi_dirs', 'host_endpoint', 'as_written', 'registered_plugins', 'main']
+           'pod_kubeconfig', 'token_kubeconfig', 'Process', 'LocalInstall', 'container_ports', 'map_ports',
+           'pod_container', 'running_status', 'run_probe', 'kubelet_registry', 'cdi_dirs', 'host_endpoint',
+           'as_written', 'registered_plugins', 'main']
 
 # %% ../nbs/16_localnodes.ipynb #055f4587
 REPO = Path(mock_accel.__file__).resolve().parent.parent
@@ -375,6 +382,7 @@ class Process:
     mounts: dict[str, str]
     log: str
     pid: int = 0
+    ports: dict[str, int] = field(default_factory=dict)  # container port -> here
 
 
 @dataclass
@@ -479,6 +487,31 @@ def daemonset_pods(self: LocalInstall, daemonsets: list[dict], timeout: float = 
         raise LocalInstallError(f"no DaemonSet pod bound for: {', '.join(missing)} "
                                 f"after {timeout:.0f} s") from None
 
+# %% ../nbs/16_localnodes.ipynb #b980c1c0
+def container_ports(container: dict) -> list[int]:
+    """The TCP ports a container declares (`ports[].containerPort`)."""
+    return [p["containerPort"] for p in container.get("ports") or []
+            if p.get("protocol", "TCP") == "TCP"]
+
+
+def _is_port_flag(flag: str) -> bool:
+    return flag.startswith("--") and flag.endswith("-port")
+
+
+def map_ports(argv: list[str], ports: dict[int, int]) -> list[str]:
+    """`--x-port=P` and `--x-port P`, P a container port, with P's host port instead."""
+    out = []
+    for index, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        previous = argv[index - 1] if index else ""
+        if eq and _is_port_flag(flag) and value.isdigit() and int(value) in ports:
+            arg = f"{flag}={ports[int(value)]}"
+        elif (not eq and _is_port_flag(previous) and "=" not in previous and arg.isdigit()
+              and int(arg) in ports):
+            arg = str(ports[int(arg)])
+        out.append(arg)
+    return out
+
 # %% ../nbs/16_localnodes.ipynb #7c380876
 @patch
 def _process(self: LocalInstall, pod: dict, container: dict, kubeconfig: Path,
@@ -496,12 +529,14 @@ def _process(self: LocalInstall, pod: dict, container: dict, kubeconfig: Path,
     argv = container_argv(container, Path(self.containerfile))
     if argv[1:3] == ["-m", "mock_accel.cli"]:
         argv = argv[:3] + explicit_defaults(argv[3:], env)
-    argv = translate_args(argv, root)
+    ports = {port: free_port() for port in container_ports(container)}
+    argv = translate_args(map_ports(argv, ports), root)
     env = {k: (in_container(v, root) if v.startswith("/") and k != "KUBECONFIG" else v)
            for k, v in env.items()}
     log = log_dir / f"{node}.{pod['metadata']['name']}.{container['name']}.log"
     return Process(node, pod["metadata"]["name"], pod["metadata"]["uid"], container["name"],
-                   argv, env, str(root), mounts, str(log))
+                   argv, env, str(root), mounts, str(log),
+                   ports={str(port): here for port, here in ports.items()})
 
 # %% ../nbs/16_localnodes.ipynb #4cde9286
 @patch
@@ -562,19 +597,87 @@ def running_status(pod: dict, processes: list[Process], now: str) -> dict:
     return {"phase": "Running", "conditions": conditions, "hostIP": "127.0.0.1",
             "podIP": "127.0.0.1", "startTime": now, "containerStatuses": statuses}
 
+# %% ../nbs/16_localnodes.ipynb #6c651b96
+def _probe_port(probe: dict, handler: str, container: dict, process: Process) -> int:
+    port = probe[handler]["port"]
+    if isinstance(port, str):
+        named = [p["containerPort"] for p in container.get("ports") or [] if p.get("name") == port]
+        if not named:
+            raise LocalInstallError(f"{container['name']}: a probe names port {port!r}, which "
+                                    "the container does not declare")
+        port = named[0]
+    return process.ports.get(str(port), port)
+
+
+def run_probe(probe: dict, container: dict, process: Process) -> str:
+    """Run one probe of `container` against `process` as the kubelet would: "" if it passes."""
+    handler = next((k for k in ("grpc", "httpGet", "tcpSocket") if k in probe), None)
+    if handler is None or probe.get(handler, {}).get("scheme", "HTTP") != "HTTP":
+        raise LocalInstallError(f"{container['name']}: this stand-in kubelet runs grpc, httpGet "
+                                f"(HTTP) and tcpSocket probes, not {probe}")
+    port, seconds = _probe_port(probe, handler, container, process), probe.get("timeoutSeconds", 1)
+    if handler == "grpc":
+        request = health_pb2.HealthCheckRequest(service=probe["grpc"].get("service", ""))
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=seconds).status
+            except grpc.RpcError as err:
+                return f"gRPC health Check on port {port}: {err.code().name}"
+        serving = status == health_pb2.HealthCheckResponse.SERVING
+        return "" if serving else f"gRPC health Check on port {port}: " + \
+            health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    if handler == "tcpSocket":
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=seconds).close()
+        except OSError as err:
+            return f"connect to port {port}: {err}"
+        return ""
+    path = probe["httpGet"].get("path", "/")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=seconds) as answer:
+            code = answer.status
+    except urllib.error.HTTPError as err:
+        code = err.code
+    except OSError as err:
+        return f"GET {path} on port {port}: {err}"
+    return "" if 200 <= code < 400 else f"GET {path} on port {port}: HTTP {code}"
+
 # %% ../nbs/16_localnodes.ipynb #531a149e
 @patch
-def mark_ready(self: LocalInstall, pod: dict, settle: float = 2.0) -> dict:
-    """Once the pod's processes have stayed up `settle` s, report it Running and Ready the
-    way a kubelet does: a status update with the node's own credentials."""
+def probe_pod(self: LocalInstall, pod: dict, kind: str = "readinessProbe") -> dict[str, str]:
+    """container -> why its `kind` probe fails ("" passes), for the pod's running containers."""
+    results = {}
+    for process in self.processes:
+        container = pod_container(pod, process.container)
+        if process.pod_uid == pod["metadata"]["uid"] and container and container.get(kind):
+            results[process.container] = run_probe(container[kind], container, process)
+    return results
+
+
+@patch
+def mark_ready(self: LocalInstall, pod: dict, settle: float = 2.0, timeout: float = 60) -> dict:
+    """Once the pod's processes have stayed up `settle` s and pass their liveness and
+    readiness probes, report it Running and Ready the way a kubelet does: a status update
+    with the node's own credentials."""
     mine = [p for p in self.processes if p.pod_uid == pod["metadata"]["uid"]]
     time.sleep(settle)
-    for process in mine:
-        if pod_container(pod, process.container, "initContainers"):
-            continue
-        if not self.alive(process):
-            raise LocalInstallError(f"{process.container} of {process.pod} on "
-                                    f"{process.node} exited:\n{self.log_tail(process)}")
+    failing: dict[str, str] = {}
+
+    def up() -> bool:
+        for process in mine:
+            if pod_container(pod, process.container) and not self.alive(process):
+                raise LocalInstallError(f"{process.container} of {process.pod} on "
+                                        f"{process.node} exited:\n{self.log_tail(process)}")
+        failing.clear()
+        for kind in ("livenessProbe", "readinessProbe"):
+            failing.update({f"{name} {kind}": why
+                            for name, why in self.probe_pod(pod, kind).items() if why})
+        return not failing
+    try:
+        wait_until(up, timeout, f"the probes of {pod['metadata']['name']}", interval=0.5)
+    except WaitTimeout:
+        raise LocalInstallError(f"{pod['metadata']['name']} on {pod['spec']['nodeName']}: "
+                                f"probes fail after {timeout:.0f} s: {failing}") from None
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     node_client = KubeClient.from_kubeconfig(self.node_kubeconfigs[pod["spec"]["nodeName"]])
     path = f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}"

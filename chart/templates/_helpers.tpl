@@ -8,12 +8,18 @@
 {{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The release-scoped labels every object carries: (dict "root" $ "component" "<part>").
+     The DaemonSets' selectors use only app.kubernetes.io/instance and `app`, as they always
+     did: a selector cannot change on `helm upgrade`. */}}
 {{- define "mock-device.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- $root := .root -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+app.kubernetes.io/part-of: mock-accel
+app.kubernetes.io/component: {{ required "mock-device.labels needs a component" .component }}
+helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/* ServiceAccount names: computed once, used by the DaemonSets, the RBAC bindings and the

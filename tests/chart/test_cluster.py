@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
+from mock_accel.claims import ALL_CLAIMS_PATH
 from mock_accel.kube import KubeClient, KubeError
+from mock_accel.slices import slice_name
 
 from .chart import CHART, find, helm, render
 from .kmm_crd import CRD_NAME, module_crd, real_crd, schema_paths, transcribed_crd
@@ -97,6 +99,10 @@ def test_server_side_dry_run(cluster, api, kmm_crd, mode):
                                                                obj["metadata"]["name"])
             # Nothing we sent was pruned or changed (the server may add defaults).
             _assert_kept(obj, got, obj["kind"])
+            if obj["kind"] == "DaemonSet":  # the probes (issue 15 item 4), as the API keeps them
+                (c,) = got["spec"]["template"]["spec"]["containers"]
+                handler = "grpc" if c["name"] == "node-agent" else "httpGet"
+                assert handler in c["livenessProbe"] and handler in c["readinessProbe"], c
         assert ("Module" in {o["kind"] for o in objs}) == (mode in ("prebuilt", "build"))
         print(f"{mode}: {len(objs)} objects accepted by the API server "
               f"({', '.join(sorted({o['kind'] for o in objs}))})")
@@ -186,6 +192,18 @@ def test_helm_install_and_uninstall(cluster, api, kmm_crd, mode):
         assert {d["metadata"]["name"] for d in api.list("apps/v1", "DaemonSet", namespace=ns)} == {
             f"{tag}-controller", f"{tag}-node-agent"}
         assert ("-c simulate" in notes) == (mode == "simulation"), notes
+        # NOTES select by the release's labels (issue 15 item 8); they find what was installed
+        release = f"app.kubernetes.io/instance={tag}"
+        assert f"kubectl get daemonsets,pods -n {ns} -l {release} -o wide" in notes, notes
+        for component in ("controller", "node-agent"):
+            selector = f"{release},app.kubernetes.io/component={component}"
+            assert f"kubectl logs -n {ns} -l {selector}" in notes, notes
+            assert [d["metadata"]["name"] for d in api.list(
+                "apps/v1", "DaemonSet", namespace=ns, labelSelector=selector)] == [
+                f"{tag}-{component}"]
+        assert {r["metadata"]["name"] for r in api.list(
+            "rbac.authorization.k8s.io/v1", "ClusterRole", labelSelector=release)} == {
+            f"{tag}-controller", f"{tag}-node-agent"}
         if mode == "build":
             module = api.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "mock-accel", ns)
             assert module["spec"]["imageRepoSecret"] == {"name": "push-creds"}
@@ -217,11 +235,12 @@ def test_install_into_an_existing_namespace_says_what_to_do(cluster, api):
 
 # ------------------------------------------------------------------------------ the VAP
 
-def _slice(name: str, driver: str, node: str, device: str = "mock0") -> dict:
+def _slice(name: str, driver: str, node: str, device: str = "mock0",
+           pool: str | None = None) -> dict:
     return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
             "metadata": {"name": name},
             "spec": {"driver": driver, "nodeName": node,
-                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "pool": {"name": pool or node, "generation": 1, "resourceSliceCount": 1},
                      "devices": [{"name": device}]}}
 
 
@@ -290,31 +309,33 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
                f"of node {node_b}" in err.message
 
         # Own node: create, update, delete all allowed.
-        own = ctrl.request("POST", slices, _slice(f"{tag}-a", driver, node_a))
+        own_name = slice_name(node_a, driver, 0)
+        own = ctrl.request("POST", slices, _slice(own_name, driver, node_a))
         created.append(own["metadata"]["name"])
         own["spec"]["devices"].append({"name": "mock1"})
-        own = ctrl.request("PUT", f"{slices}/{tag}-a", own)
+        own = ctrl.request("PUT", f"{slices}/{own_name}", own)
         assert [d["name"] for d in own["spec"]["devices"]] == ["mock0", "mock1"]
 
         # Another node's slice (made by the admin): no update, no delete.
-        other = api.create(_slice(f"{tag}-b", driver, node_b))
+        other_name = slice_name(node_b, driver, 0)
+        other = api.create(_slice(other_name, driver, node_b))
         created.append(other["metadata"]["name"])
         other["spec"]["devices"].append({"name": "mock9"})
         print("cross-node update:", _denied(lambda: ctrl.request(
-            "PUT", f"{slices}/{tag}-b", other)).message)
+            "PUT", f"{slices}/{other_name}", other)).message)
         print("cross-node delete:", _denied(lambda: ctrl.request(
-            "DELETE", f"{slices}/{tag}-b")).message)
+            "DELETE", f"{slices}/{other_name}")).message)
         # Moving a slice to another node fails too (the API or the policy refuses it).
         moved = dict(own, spec={**own["spec"], "nodeName": node_b})
         with pytest.raises(KubeError):
-            ctrl.request("PUT", f"{slices}/{tag}-a", moved)
+            ctrl.request("PUT", f"{slices}/{own_name}", moved)
         # Another driver's slice on its own node: refused.
         msg = _denied(lambda: ctrl.request("POST", slices, _slice(
             f"{tag}-x", "other.example.com", node_a))).message
         assert f"only ResourceSlices of driver {driver}" in msg, msg
 
-        ctrl.request("DELETE", f"{slices}/{tag}-a")
-        created.remove(f"{tag}-a")
+        ctrl.request("DELETE", f"{slices}/{own_name}")
+        created.remove(own_name)
 
         # A token of the same account that is not bound to a pod carries no node: refused.
         unbound = _token_api(cluster, api, namespace, f"{tag}-controller", None)
@@ -326,7 +347,7 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
         pod_agent = _pod_on(api, namespace, "agent-a", f"{tag}-node-agent", node_a)
         agent = _token_api(cluster, api, namespace, f"{tag}-node-agent", pod_agent)
         msg = _denied(lambda: agent.request("POST", slices, _slice(
-            f"{tag}-n", driver, node_a))).message
+            slice_name(node_a, driver, 1), driver, node_a))).message
         assert 'cannot create resource "resourceslices"' in msg, msg
         claim = api.create({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
                             "metadata": {"name": "c1"},
@@ -335,8 +356,6 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
         got = agent.request("GET", api.path("resource.k8s.io/v1", "ResourceClaim", "c1",
                                              namespace))
         assert got["metadata"]["uid"] == claim["metadata"]["uid"]
-        _denied(lambda: agent.request("GET", api.path("resource.k8s.io/v1", "ResourceClaim",
-                                                      namespace=namespace)))
     finally:
         for name in created:
             api.delete("resource.k8s.io/v1", "ResourceSlice", name)
@@ -345,3 +364,145 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
                 api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
         for node in (node_a, node_b):
             cluster.delete_node(node)
+
+
+def _rules(client: KubeClient, namespace: str) -> set[tuple]:
+    """(group, resource, verb) the client's own credentials allow in `namespace`."""
+    review = client.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                            {"apiVersion": "authorization.k8s.io/v1",
+                             "kind": "SelfSubjectRulesReview", "spec": {"namespace": namespace}})
+    return {(group, resource, verb, tuple(rule.get("resourceNames") or ()))
+            for rule in review["status"]["resourceRules"]
+            for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"]}
+
+
+def test_node_agent_lists_claims_and_nothing_more(cluster, api, namespace):
+    """The rebuild of a corrupt checkpoint lists every ResourceClaim (nbs/26_claims
+    `_api_claims`): the node agent's account may, cluster-wide, and gets nothing else."""
+    tag = f"rb{_unique()}"
+    sets = (*_isolated(tag), f"namespace.name={namespace}", "namespace.create=false")
+    objs = [o for o in render(*sets, release=tag)
+            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    (node,) = cluster.create_nodes(1, prefix=tag)
+    other_ns = cluster.create_namespace()
+    for obj in objs:
+        api.apply(obj)
+    try:
+        pod = _pod_on(api, namespace, "agent", f"{tag}-node-agent", node)
+        agent = _token_api(cluster, api, namespace, f"{tag}-node-agent", pod)
+        claim = api.create({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                            "metadata": {"name": "elsewhere"},
+                            "spec": {"devices": {"requests": [{"name": "r", "exactly": {
+                                "deviceClassName": f"{tag}-pf", "count": 1}}]}}}, other_ns)
+
+        def listed():
+            try:
+                items = agent.request("GET", ALL_CLAIMS_PATH)["items"]
+            except KubeError as err:
+                return None if err.status == 403 else err   # RBAC caches: a moment
+            return {c["metadata"]["uid"] for c in items}
+        uids = api.wait_for(listed, timeout=30, what="the agent to list claims")
+        assert claim["metadata"]["uid"] in uids, uids   # another namespace's claim: cluster-wide
+        # what it must not do with claims, or anything else
+        path = api.path("resource.k8s.io/v1", "ResourceClaim", "elsewhere", other_ns)
+        _denied(lambda: agent.request("DELETE", path))
+        _denied(lambda: agent.request("PUT", path, claim))
+        _denied(lambda: agent.request("PUT", path + "/status", claim))
+        _denied(lambda: agent.request("GET", api.path("v1", "Secret", namespace=other_ns)))
+        _denied(lambda: agent.request("GET", "/apis/resource.k8s.io/v1/resourceslices"))
+        # exactly get and list on resourceclaims beyond what any account has
+        baseline = _token_api(cluster, api, namespace, "default", None)
+        extra = _rules(agent, other_ns) - _rules(baseline, other_ns)
+        assert extra == {("resource.k8s.io", "resourceclaims", "get", ()),
+                         ("resource.k8s.io", "resourceclaims", "list", ())}, extra
+    finally:
+        for obj in reversed(objs):
+            if obj["kind"] != "ServiceAccount":
+                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        cluster.delete_namespace(other_ns)
+        cluster.delete_node(node)
+
+
+def test_admission_policy_ties_slice_names_and_pools_to_the_node(cluster, api, namespace):
+    """Issue 15 item 9: a pod on node A can neither take node B's slice names (B's publisher
+    would back off forever on 409) nor publish B's pool; B's own pod still can, with the names
+    mock_accel.slices.slice_name makes — also for a node name so long that they are cut and
+    hashed."""
+    tag = f"nm{_unique()}"
+    driver = f"{tag}.chart-test.example.com"
+    sets = (*_isolated(tag), f"namespace.name={namespace}", "namespace.create=false")
+    objs = [o for o in render(*sets, release=tag)
+            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                             "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
+    node_a, node_b = cluster.create_nodes(2, prefix=tag)
+    # 233 characters, then a dot: slice_name cuts "<node>-<driver>" at 234 and drops the dot
+    base = tag + "a" * (233 - len(tag))
+    long_node = base + ".zz" + "y" * 5
+    api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": long_node}, "spec": {}})
+    long_name = slice_name(long_node, driver, 3)
+    assert long_name.startswith(base + "-") and len(long_name) == len(base) + 13
+    for obj in objs:
+        api.apply(obj)
+    made: list[str] = []
+    slices = "/apis/resource.k8s.io/v1/resourceslices"
+    sa = f"{tag}-controller"
+    try:
+        a, b, long = (_token_api(cluster, api, namespace, sa, _pod_on(api, namespace, f"p{i}",
+                                                                    sa, node))
+                      for i, node in enumerate((node_a, node_b, long_node)))
+
+        def create(client: KubeClient, name: str, node: str, pool: str | None = None) -> dict:
+            got = client.request("POST", slices, _slice(name, driver, node, pool=pool))
+            made.append(name)
+            return got
+
+        # B's name on A's node and pool: denied once the policy is loaded
+        attempt = iter(range(10_000))
+
+        def squatting_denied():
+            name = slice_name(node_b, driver, next(attempt))
+            try:
+                create(a, name, node_a)
+            except KubeError as e:
+                return e if e.status == 403 and "may name its ResourceSlices" in e.message \
+                    else None
+            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
+            made.remove(name)
+            return None
+        err = api.wait_for(squatting_denied, timeout=30, what="the VAP to deny a squatted name")
+        print("squatted name:", err.message)
+        assert f"only {node_a}-{driver.replace('.', '-')}-<index>" in err.message
+        msg = _denied(lambda: create(a, slice_name(node_a, driver, 0), node_a, pool=node_b)).message
+        assert f"may publish only pool {node_a}, not {node_b}" in msg, msg
+        msg = _denied(lambda: create(a, f"{tag}-free-name", node_a)).message
+        assert "may name its ResourceSlices only" in msg, msg
+        # A's own names and pool; its slice cannot move to B's pool (the API or the policy)
+        own = create(a, slice_name(node_a, driver, 0), node_a)
+        create(a, slice_name(node_a, driver, 12), node_a)
+        own["spec"]["pool"]["name"] = node_b
+        with pytest.raises(KubeError):
+            a.request("PUT", f"{slices}/{own['metadata']['name']}", own)
+        # B's own pod still publishes B's names
+        for index in (0, 1):
+            create(b, slice_name(node_b, driver, index), node_b)
+        _denied(lambda: create(a, long_name, node_a))
+        # a name cut and hashed (the hash cannot be checked, the rest can)
+        create(long, long_name, long_node)
+        forged = base[:-1] + "-" + "0" * 10 + "-4"
+        msg = _denied(lambda: create(long, forged, long_node)).message
+        assert "may name its ResourceSlices only" in msg, msg
+        # a slice of A's node under another name (made before the policy, say): A may delete it
+        api.create(_slice(f"{tag}-old", driver, node_a))
+        made.append(f"{tag}-old")
+        a.request("DELETE", f"{slices}/{tag}-old")
+        made.remove(f"{tag}-old")
+    finally:
+        for name in made:
+            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
+        for obj in reversed(objs):
+            if obj["kind"] != "ServiceAccount":
+                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        for node in (node_a, node_b):
+            cluster.delete_node(node)
+        api.delete("v1", "Node", long_node)

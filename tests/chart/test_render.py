@@ -12,6 +12,7 @@ import yaml
 
 from mock_accel.cli import build_parser
 from mock_accel.demo import device_classes
+from tools import chartdoc
 
 from .chart import (
     CHART,
@@ -94,24 +95,63 @@ def test_every_values_key_is_in_the_schema():
     walk(values, schema, "")
 
 
-def test_readme_documents_every_parameter():
-    """chart/README.md has a row for every value (containers of values count as one)."""
+# The parameters the seed chart's README lists: ours must all be in the generated table.
+SEED_PARAMETERS = (
+    "global.imagePullSecrets", "namespace.create", "namespace.name", "draDriver.name",
+    "draDriver.controller.enabled", "draDriver.controller.image.repository",
+    "draDriver.controller.image.tag", "draDriver.controller.image.pullPolicy",
+    "draDriver.controller.rescanInterval", "draDriver.controller.verbosity",
+    "draDriver.controller.resources", "draDriver.nodeAgent.enabled",
+    "draDriver.nodeAgent.image.repository", "draDriver.nodeAgent.image.tag",
+    "draDriver.nodeAgent.verbosity", "draDriver.nodeAgent.pluginSocket",
+    "draDriver.nodeAgent.resources", "kernelModule.enabled", "kernelModule.moduleName",
+    "kernelModule.image.repository", "kernelModule.image.tag", "kernelModule.kernelMappings",
+    "kernelModule.firmware.enabled", "kernelModule.firmware.configMapName",
+    "deviceClasses[0].name", "deviceClasses[0].enabled", "deviceClasses[1].name",
+    "deviceClasses[1].enabled", "rbac.create", "serviceAccount.create",
+    "serviceAccount.annotations")
+
+
+def test_readme_parameter_table_is_generated_and_current(tmp_path, capsys):
+    """Issue 15 item 8: chart/README.md's table is what tools.chartdoc (also the docs page's
+    generator) makes of values.yaml + values.schema.json; a drifted table fails --check."""
+    assert chartdoc.main(["--check"]) == 0, capsys.readouterr().err
+    copy = tmp_path / "chart"
+    copy.mkdir()
+    for name in ("values.yaml", "values.schema.json", "README.md"):
+        (copy / name).write_text((CHART / name).read_text())
+    values = copy / "values.yaml"
+    values.write_text(values.read_text().replace("rescanInterval: 30s", "rescanInterval: 45s"))
+    assert chartdoc.main(["--check", "--chart", str(copy)]) == 1
+    assert "parameter table is out of date" in capsys.readouterr().err
+    assert chartdoc.main(["--chart", str(copy)]) == 0
+    assert chartdoc.main(["--check", "--chart", str(copy)]) == 0
+    assert "`\"45s\"`" in (copy / "README.md").read_text()
+    (copy / "README.md").write_text("# no markers\n")
+    assert chartdoc.main(["--chart", str(copy)]) == 1
+    assert "needs one" in capsys.readouterr().err
+
+
+def test_readme_table_covers_every_parameter_and_the_seeds():
+    rows, table = chartdoc.parameter_table(CHART)
+    documented = {r["parameter"] for r in rows}
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    readme = (CHART / "README.md").read_text()
-    whole = ("resources", "securityContext", "selector", "annotations", "nodeSelector",
-             "builderImages", "tolerations", "imagePullSecrets", "kernelMappings", "buildArgs")
     missing = []
 
     def walk(value, path):
-        if isinstance(value, dict) and value and not path.endswith(whole):
+        if isinstance(value, dict) and value:
             for key, sub in value.items():
                 walk(sub, f"{path}.{key}" if path else key)
-        elif not re.search(rf"`{re.escape(path)}[`./ ]", readme):
+        elif isinstance(value, list) and value and isinstance(value[0], dict) and \
+                path == "deviceClasses":
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+        elif path not in documented:
             missing.append(path)
-    walk({k: v for k, v in values.items() if k != "deviceClasses"}, "")
-    for key in ("name", "enabled", "deviceType", "cel"):
-        assert f".{key}`" in readme
-    assert not missing, f"not in chart/README.md: {missing}"
+    walk(values, "")
+    assert not missing, f"not in the generated table: {missing}"
+    assert not [p for p in SEED_PARAMETERS if p not in documented]
+    assert table in (CHART / "README.md").read_text()
 
 
 # ------------------------------------------------------------------------------ defaults
@@ -135,6 +175,43 @@ def test_default_objects():
             assert o["metadata"]["namespace"] == "mock-device", o["metadata"]
     ns = one(objs, "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+# The DaemonSets' selectors as they have always been: a selector is immutable, so a changed one
+# breaks `helm upgrade` of every existing release.
+SELECTORS = {"controller": {"app.kubernetes.io/instance": "rel", "app": "mock-accel-controller"},
+             "node-agent": {"app.kubernetes.io/instance": "rel", "app": "mock-accel-node-agent"}}
+COMPONENTS = {"Namespace": {"namespace"}, "ServiceAccount": {"controller", "node-agent"},
+              "ClusterRole": {"controller", "node-agent"},
+              "ClusterRoleBinding": {"controller", "node-agent"},
+              "ValidatingAdmissionPolicy": {"admission-policy"},
+              "ValidatingAdmissionPolicyBinding": {"admission-policy"},
+              "DaemonSet": {"controller", "node-agent"}, "DeviceClass": {"device-classes"},
+              "ConfigMap": {"firmware", "kernel-module"}, "Module": {"kernel-module"}}
+
+
+@pytest.mark.parametrize("mode", [*MODES, "simulation"])
+def test_every_object_carries_the_release_labels_and_selectors_stay(mode):
+    """Issue 15 item 8: the app.kubernetes.io/* labels of the release on every object (and on
+    the pods), the DaemonSets' selectors unchanged."""
+    sets = ("simulation.enabled=true",) if mode == "simulation" else MODES[mode]
+    objs = render(*sets, release="rel")
+    app_version = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+    release = {"app.kubernetes.io/name": "mock-device", "app.kubernetes.io/instance": "rel",
+               "app.kubernetes.io/version": app_version, "app.kubernetes.io/managed-by": "Helm",
+               "app.kubernetes.io/part-of": "mock-accel"}
+    labelled = [(o, o["metadata"]) for o in objs] + [
+        (o, o["spec"]["template"]["metadata"]) for o in find(objs, "DaemonSet")]
+    for obj, meta in labelled:
+        labels = meta.get("labels") or {}
+        assert labels.items() >= release.items(), (obj["kind"], meta.get("name"), labels)
+        assert labels["app.kubernetes.io/component"] in COMPONENTS[obj["kind"]], labels
+    for component, selector in SELECTORS.items():
+        ds = daemonset(objs, component)
+        assert ds["spec"]["selector"] == {"matchLabels": selector}
+        pod_labels = ds["spec"]["template"]["metadata"]["labels"]
+        assert pod_labels.items() >= selector.items()
+        assert pod_labels["app.kubernetes.io/component"] == component
 
 
 def test_daemonsets_run_the_cli_with_flags_it_accepts():
@@ -164,16 +241,52 @@ def test_daemonsets_run_the_cli_with_flags_it_accepts():
     assert a.host_root == "/"
 
 
-def test_node_agent_is_ready_when_its_socket_is_served():
-    from mock_accel.claims import PluginConfig
-    agent = container(daemonset(render(), "node-agent"))
-    args = build_parser().parse_args(agent["args"])
-    cmd = agent["readinessProbe"]["exec"]["command"]
-    assert cmd[:2] == ["sh", "-c"]
-    m = re.fullmatch(r'test -S "(.+)"', cmd[2])
-    config = PluginConfig(driver=args.driver_name, node_name="n",
-                          plugins_dir=args.plugin_socket_dir.rsplit("/", 1)[0], pod_uid="UID")
-    assert m and m.group(1).replace("${POD_UID}", "UID") == str(config.dra_socket)
+def _probe_port(cont: dict, probe: dict) -> int:
+    """The container port a probe calls (`grpc.port`, or `httpGet.port` by number or name)."""
+    port = (probe.get("grpc") or probe["httpGet"])["port"]
+    if isinstance(port, str):
+        (port,) = [p["containerPort"] for p in cont["ports"] if p["name"] == port]
+    return port
+
+
+def test_probes_call_the_health_services_the_commands_serve():
+    """Issue 15 item 4: gRPC probes on the node agent's health service, HTTP probes on the
+    controller's /healthz and /readyz, each on the port the command is told to serve."""
+    objs = render()
+    parser = build_parser()
+    ctrl, agent = container(daemonset(objs, "controller")), container(daemonset(objs, "node-agent"))
+    for cont, port in ((ctrl, 8081), (agent, 9410)):
+        assert parser.parse_args(cont["args"]).health_port == port
+        assert cont["ports"] == [{"name": "health", "containerPort": port, "protocol": "TCP"}]
+        for kind in ("livenessProbe", "readinessProbe"):
+            assert _probe_port(cont, cont[kind]) == port, (kind, cont[kind])
+            assert "exec" not in cont[kind]
+    assert agent["livenessProbe"] == {"grpc": {"port": 9410}, "periodSeconds": 10,
+                                      "timeoutSeconds": 5, "failureThreshold": 3}
+    assert agent["readinessProbe"] == {"grpc": {"port": 9410}, "periodSeconds": 5,
+                                       "timeoutSeconds": 5, "failureThreshold": 3}
+    assert ctrl["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert ctrl["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # The plugin's check may wait 2 s for the claims lock: the probe gives it more.
+    assert agent["livenessProbe"]["timeoutSeconds"] > 2
+
+
+def test_probe_ports_and_timings_come_from_values():
+    objs = render("draDriver.nodeAgent.healthPort=9000", "draDriver.controller.healthPort=9001",
+                  "draDriver.nodeAgent.livenessProbe.failureThreshold=6",
+                  "draDriver.nodeAgent.livenessProbe.initialDelaySeconds=20",
+                  "draDriver.controller.readinessProbe.periodSeconds=30")
+    ctrl, agent = container(daemonset(objs, "controller")), container(daemonset(objs, "node-agent"))
+    assert "--health-port=9000" in agent["args"] and "--health-port=9001" in ctrl["args"]
+    assert agent["readinessProbe"]["grpc"] == {"port": 9000}
+    assert agent["livenessProbe"] == {"grpc": {"port": 9000}, "periodSeconds": 10,
+                                      "timeoutSeconds": 5, "failureThreshold": 6,
+                                      "initialDelaySeconds": 20}
+    assert ctrl["ports"][0]["containerPort"] == 9001
+    assert ctrl["readinessProbe"]["periodSeconds"] == 30
+    # null drops a default timing; the probe itself stays
+    agent = container(daemonset(render("draDriver.nodeAgent.readinessProbe=null"), "node-agent"))
+    assert agent["readinessProbe"] == {"grpc": {"port": 9410}}
 
 
 def test_host_paths_and_privileges():
@@ -273,7 +386,8 @@ def test_rbac_is_least_privilege():
             assert "*" not in r["apiGroups"], (name, r)
     writes = {"create", "update", "patch", "delete", "deletecollection"}
     assert rules["mock-device-node-agent"] == [
-        {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims"], "verbs": ["get"]}]
+        {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims"],
+         "verbs": ["get", "list"]}]  # list: the rebuild of a corrupt checkpoint (nbs/26_claims)
     ctrl = rules["mock-device-controller"]
     written = {res for r in ctrl if writes & set(r["verbs"]) for res in r["resources"]}
     assert written == {"resourceslices"}
@@ -294,6 +408,24 @@ SA_CASES = {
     "other-namespace": (("namespace.name=accel-system",),
                         {"controller": "rel-controller", "node-agent": "rel-node-agent"}),
 }
+
+
+def test_admission_policy_names_slices_as_the_publisher_does():
+    """Issue 15 item 9: the policy's name rule is mock_accel.slices.slice_name's (prefix,
+    limit, cut); tests/chart/test_cluster.py tries it on the API server."""
+    from mock_accel.slices import MAX_OBJECT_NAME, slice_name
+    policy = one(render("draDriver.name=acc.example.org",
+                        "draDriver.nodeAgent.pluginSocket=/var/lib/kubelet/plugins/acc.example.org"),
+                 "ValidatingAdmissionPolicy")
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    assert variables["namePrefix"] == "variables.tokenNode + '-acc-example-org'"
+    assert slice_name("node", "acc.example.org", 7) == "node-acc-example-org-7"
+    limit = MAX_OBJECT_NAME - 8           # slice_name's room for the index
+    assert f"size(variables.namePrefix) <= {limit}" in variables["nameIsOurs"]
+    assert f"substring(0, {limit - 11})" in variables["nameIsOurs"]  # cut, then -<10 hex>
+    checks = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "object.spec.pool.name == variables.tokenNode" in checks
+    assert "variables.nameIsOurs" in checks
 
 
 @pytest.mark.parametrize("case", SA_CASES)
@@ -564,6 +696,10 @@ def test_seed_lines_render_what_they_promise():
     (("draDriver.name=Not_A_Domain",), "/draDriver/name"),
     (("deviceClasses[0].name=x", "deviceClasses[0].deviceType=gpu"), "'pf', 'vf'"),
     (("kernelModule.parameters.numa_nodes=0",), "numa_nodes"),
+    (("draDriver.nodeAgent.healthPort=0",), "/draDriver/nodeAgent/healthPort"),
+    (("draDriver.controller.healthPort=70000",), "/draDriver/controller/healthPort"),
+    (("draDriver.nodeAgent.livenessProbe.successThreshold=2",), "successThreshold"),
+    (("draDriver.controller.readinessProbe.periodSeconds=0",), "periodSeconds"),
 ])
 def test_schema_refuses_with_a_clear_message(sets, needle):
     msg = render_error(*sets)

@@ -4,6 +4,10 @@ per-node tree whose CDI specs bind-mount the simulated /dev file instead of nami
 
 from __future__ import annotations
 
+import os
+import signal
+import uuid
+
 import pytest
 
 from mock_accel.cdi import CdiRegistry
@@ -104,3 +108,81 @@ def test_templates_refuse_inconsistent_simulation():
     assert "exclude each other" in msg, msg
     assert render_error(*SIM, "simulation.total_vfs=2", "simulation.num_vfs=3")
     render(*SIM, "simulation.total_vfs=2", "simulation.num_vfs=2")  # at the total: fine
+
+
+# ------------------------------------------------------------------------------ two nodes, for real
+
+def _local_values(tag: str) -> dict:
+    """Simulation values whose names (driver, classes, namespace, nodes) are this test's own."""
+    driver = f"{tag}.example.com"   # short: the container roots' socket paths must fit
+    return {"namespace": {"name": f"ns-{tag}"},
+            "draDriver": {"name": driver, "nodeSelector": {"mock-accel-test": tag},
+                          "nodeAgent": {"pluginSocket": f"/var/lib/kubelet/plugins/{driver}"}},
+            "simulation": {"enabled": True, "num_devices": 2, "total_vfs": 1, "num_vfs": 1},
+            "kernelModule": {"firmware": {"enabled": False}},
+            "deviceClasses": [{"name": f"{tag}-pf", "enabled": True, "deviceType": "pf",
+                               "cel": ""},
+                              {"name": f"{tag}-vf", "enabled": True, "deviceType": "vf",
+                               "cel": ""}]}
+
+
+@pytest.mark.cluster
+def test_two_nodes_start_and_pass_their_probes(cluster, api, tmp_path):
+    """Issue 15 item 4: the chart's DaemonSet pods of two nodes run side by side as processes
+    of the local chart runner (each pod's --health-port on its own host port), and the probes
+    the kubelet would run — gRPC health Check on the node agent, GET /healthz and /readyz on
+    the controller — pass; a stopped node agent fails its liveness probe."""
+    from mock_accel import localnodes
+    from mock_accel.wait import wait_until
+
+    tag = f"ln{uuid.uuid4().hex[:6]}"
+    values = _local_values(tag)
+    driver = values["draDriver"]["name"]
+    nodes = cluster.create_nodes(2, prefix=tag, labels={"mock-accel-test": tag})
+    objects = localnodes.helm_template(tag, f"ns-{tag}", values, workdir=tmp_path / "helm")
+    install = localnodes.LocalInstall(str(cluster.kubeconfig), f"ns-{tag}", driver,
+                                      str(tmp_path / "nodes"), str(tmp_path / "install.json"))
+    try:
+        localnodes.apply_objects(str(cluster.kubeconfig), objects)
+        install.add_nodes({"nodes": nodes, "node_kubeconfigs": {
+            n: str(cluster.nodes[n].kubeconfig) for n in nodes}}, sim_dir=HOST_DIR)
+        pods = install.daemonset_pods([o for o in objects if o["kind"] == "DaemonSet"])
+        assert len(pods) == 4
+        for pod in sorted(pods, key=lambda p: not p["spec"].get("initContainers")):
+            install.start_pod(pod, tmp_path / "logs")
+        for pod in pods:
+            install.mark_ready(pod)   # waits for the liveness and readiness probes to pass
+        running = [p for p in install.processes if install.alive(p)]
+        assert sorted((p.node, p.container) for p in running) == sorted(
+            (n, c) for n in nodes for c in ("controller", "node-agent"))
+        ports = {(p.node, p.container): p.ports for p in running}
+        assert len({port for mapped in ports.values() for port in mapped.values()}) == 4
+        assert all(set(mapped) in ({"8081"}, {"9410"}) for mapped in ports.values()), ports
+        for pod in pods:
+            for kind in ("livenessProbe", "readinessProbe"):
+                assert install.probe_pod(pod, kind) == {
+                    pod["spec"]["containers"][0]["name"]: ""}, (kind, pod["metadata"]["name"])
+        # both nodes publish (the controllers' /readyz says so, the API agrees)
+        published = wait_until(lambda: {s["spec"]["nodeName"] for s in api.list(
+            "resource.k8s.io/v1", "ResourceSlice") if s["spec"]["driver"] == driver} >= set(nodes)
+            or None, 30, "both nodes' slices")
+        assert published
+        # a hung node agent (stopped) fails the liveness probe the kubelet would act on
+        agent = next(p for p in running if p.container == "node-agent")
+        pod = next(p for p in pods if p["metadata"]["uid"] == agent.pod_uid)
+        os.kill(agent.pid, signal.SIGSTOP)
+        try:
+            why = install.probe_pod(pod, "livenessProbe")["node-agent"]
+            assert "DEADLINE_EXCEEDED" in why, why
+        finally:
+            os.kill(agent.pid, signal.SIGCONT)
+        assert wait_until(lambda: install.probe_pod(pod, "livenessProbe") == {"node-agent": ""},
+                          30, "the agent to answer again")
+    finally:
+        install.stop()
+        for obj in objects:
+            if not obj["metadata"].get("namespace") and obj["kind"] != "Namespace":
+                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        api.delete("v1", "Namespace", f"ns-{tag}")
+        for node in nodes:
+            cluster.delete_node(node)
