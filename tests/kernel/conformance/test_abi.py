@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from mock_accel.abi import STATUS_ALLOCATED, STATUS_ERROR, STATUS_READY, WRITE_ONLY_ATTRIBUTES
+from mock_accel.abi import (
+    PASSPHRASE_MAX_WORDS,
+    STATUS_ALLOCATED,
+    STATUS_ERROR,
+    STATUS_READY,
+    WORD_MAX,
+    WRITE_ONLY_ATTRIBUTES,
+)
 from mock_accel.firmware import EFF_LONG_WORDS
 from mock_accel.sim import software_pci_address, software_pcie_root, software_uuid
 from mock_accel.sysfs import ATTRIBUTES, AttributeWriteError
@@ -264,6 +271,52 @@ def test_load_wordlist(node):
     node.load_wordlist("mock3")
     assert node.discover()["mock3"].wordlist_size == EFF_LONG_WORDS
     refused(lambda: node.write_attr("mock3", "load_wordlist", "2"), errno.EINVAL)
+
+
+def custom_wordlist(tmp_path, data: bytes):
+    path = tmp_path / "firmware" / "mock-accel-test-wordlist.txt"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_longest_word_fits_twelve_times(bed, tmp_path):
+    """A list of one 20-byte word: a 12-word passphrase is 251 bytes, and it is served."""
+    word = "w" * WORD_MAX
+    node = bed.load(firmware=custom_wordlist(tmp_path, f"{word}\n".encode()))
+    assert node.discover()["mock0"].wordlist_size == 1
+    assert node.passphrase("mock0", PASSPHRASE_MAX_WORDS) == "-".join([word] * 12)
+
+
+def test_words_too_long_for_a_passphrase_are_refused_at_load(bed, tmp_path):
+    """A word of 21 bytes: twelve of them cannot fit 255 bytes, so the list is refused when it
+    loads (module load and load_wordlist), never later as -EIO from a passphrase read."""
+    firmware = custom_wordlist(tmp_path, b"ab\n" + b"x" * (WORD_MAX + 1) + b"\n")
+    node = bed.load(firmware=firmware)
+    assert all(not d.wordlist_loaded and d.wordlist_size == 0 for d in snapshot(node).values())
+    with pytest.raises(OSError) as caught:
+        node.passphrase("mock0", PASSPHRASE_MAX_WORDS)
+    assert caught.value.errno == errno.ENOENT
+    firmware.write_bytes(b"ab\ncd\n")
+    node.load_wordlist("mock0")
+    assert snapshot(node)["mock1"].wordlist_size == 2
+    firmware.write_bytes(b"ab\n" + b"y" * (WORD_MAX + 1) + b"\n")
+    refused(lambda: node.load_wordlist("mock0"), errno.EINVAL)
+    assert snapshot(node)["mock1"].wordlist_size == 2  # the loaded list stays
+    assert set(node.passphrase("mock0", PASSPHRASE_MAX_WORDS).split("-")) <= {"ab", "cd"}
+
+
+def test_crlf_wordlist_loads_without_the_cr(bed, tmp_path):
+    node = bed.load(firmware=custom_wordlist(tmp_path, b"ab\r\ncd\r\nef\r"))
+    assert snapshot(node)["mock0"].wordlist_size == 3
+    words = set(node.passphrase("mock0", PASSPHRASE_MAX_WORDS).split("-"))
+    assert words <= {"ab", "cd", "ef"}, words
+
+
+@pytest.mark.parametrize("data", [b"ab\r\n\r\ncd\n", b"a\rb\n", b"ab\n\r", b"ab\n\n"])
+def test_stray_cr_and_empty_lines_are_refused(bed, tmp_path, data):
+    node = bed.load(firmware=custom_wordlist(tmp_path, data))
+    assert not snapshot(node)["mock0"].wordlist_loaded
 
 
 def test_dev_read_summary(node, wordlist):
