@@ -44,6 +44,14 @@ class Bed:
     def hold_open(self, name: str) -> contextlib.AbstractContextManager:
         raise NotImplementedError
 
+    def uuid_seed(self) -> int:
+        """The `uuid_seed` in use (the module reads it back from its parameter)."""
+        raise NotImplementedError
+
+    def system_uuid(self) -> str | None:
+        """The machine's DMI product UUID the module derives its default seed from, if any."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -70,6 +78,9 @@ class SimBed(Bed):
 
     def hold_open(self, name: str) -> contextlib.AbstractContextManager:
         return self.node.hold_open(name)
+
+    def uuid_seed(self) -> int:
+        return self.node.config.uuid_seed  # a simulated node has no DMI: system_uuid is None
 
 
 class KernelBed(Bed):
@@ -108,6 +119,13 @@ class KernelBed(Bed):
             yield
         finally:
             os.close(fd)
+
+    def uuid_seed(self) -> int:
+        return int(Path(f"/sys/module/{MODULE_NAME}/parameters/uuid_seed").read_text())
+
+    def system_uuid(self) -> str | None:
+        path = Path("/sys/class/dmi/id/product_uuid")  # absent when the firmware gives none
+        return path.read_text().strip() if path.exists() else None
 
     def close(self) -> None:
         self.unload()
