@@ -127,7 +127,7 @@ wr $B/new_device 4 "File exists"
 for v in 256 abc '6 0 1 2 3' '6 64' '6 0 1 65' '6 x'; do wr $B/new_device "$v" "Invalid argument"; done
 absent $C/mock6
 wr $B/new_device '7 -1' ok; eq $C/mock7/numa_node -1; eq $C/mock7/pci_address acc0:07:00.0
-wr $B/new_device '255 3 0 0' ok; eq $C/mock255/numa_node 3; eq $C/mock255/pci_address acc3:ff:00.0
+wr $B/new_device '255 3 1024 0' ok; eq $C/mock255/numa_node 3; eq $C/mock255/pci_address acc3:ff:00.0
 eq $C/mock255/uuid "4d4f434b-00ff-4000-$TAIL"; wr $C/mock255/sriov_numvfs 1 "Invalid argument"
 wr $B/del_device 9 "No such device"; wr $B/del_device abc "Invalid argument"
 for i in 4 5 7 255; do wr $B/del_device $i ok; absent $C/mock$i; absent /dev/mock$i; done
