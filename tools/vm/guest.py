@@ -496,14 +496,15 @@ def run_interactive(command: Sequence[str] = ("/bin/bash", "-i"), *,
                     memory_mb: int = 2048,
                     cpus: int = 2,
                     cwd: str | os.PathLike[str] = REPO_ROOT,
-                    host_ports: Sequence[int] = ()) -> int:
+                    host_ports: Sequence[int] = (),
+                    system_uuid: str | None = None) -> int:
     """Boot the guest with its console on this terminal and run ``command``
     (a shell by default). Ctrl-A x kills the VM. Returns the command's exit
     code, or 125 if the guest never reported one."""
     plan = _plan_guest(command, ko=ko, modparams=modparams, firmware_dir=firmware_dir,
                        env=env, numa_nodes=numa_nodes, memory_mb=memory_mb,
                        cpus=cpus, cwd=cwd, log_path=None, interactive=True,
-                       host_ports=host_ports)
+                       host_ports=host_ports, system_uuid=system_uuid)
     print(f"[vm] booting {plan.kernel.version}; Ctrl-A x quits, Ctrl-A h for help; "
           f"artefacts in {plan.run_dir}", file=sys.stderr, flush=True)
     process = subprocess.Popen(plan.qemu, preexec_fn=_die_with_parent)
