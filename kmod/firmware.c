@@ -2,10 +2,13 @@
 /*
  * mock-accel: the passphrase wordlist, loaded as firmware.
  *
- * One lower-case word per line ([a-z-], 1..31 bytes).  The list is shared
- * by all devices; it is loaded at module load and again on a write to a
- * device's load_wordlist attribute.  A failed reload keeps the list that
- * was loaded before.
+ * One lower-case word per line ([a-z-], 1..20 bytes; a line ends in "\n" or
+ * "\r\n").  Twenty bytes is the longest word of which twelve, joined by
+ * '-', fit the 255 bytes of a passphrase, so a list that loads never fails
+ * a passphrase later.  The list is shared by all devices; it is loaded at
+ * module load and again on a write to a device's load_wordlist attribute.
+ * A list that breaks a rule is refused with one kernel log line naming the
+ * line and the rule; a failed reload keeps the list that was loaded before.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -21,7 +24,7 @@
 #include "compat.h"
 #include "mock_accel.h"
 
-#define MOCK_ACCEL_WORD_MAX	31
+#define MOCK_ACCEL_WORD_MAX	20
 #define MOCK_ACCEL_WORDS_MAX	BIT(20)
 
 char *mock_accel_firmware_name = MOCK_ACCEL_FW_NAME;
@@ -53,29 +56,65 @@ static bool mock_accel_word_char(char c)
 	return (c >= 'a' && c <= 'z') || c == '-';
 }
 
-/* count the words of @data, or -EINVAL if any line is not a valid word */
+/*
+ * The line of @data starting at @pos: sets @len to its length without the
+ * line end ("\n" or "\r\n"; the last line may have none) and returns where
+ * the next line starts.
+ */
+static size_t mock_accel_wordlist_line(const u8 *data, size_t size,
+				       size_t pos, size_t *len)
+{
+	const u8 *nl = memchr(data + pos, '\n', size - pos);
+	size_t end = nl ? nl - data : size;
+
+	*len = end - pos;
+	if (*len && data[end - 1] == '\r')
+		(*len)--;
+	return nl ? end + 1 : size;
+}
+
+/*
+ * Count the words of @data; on content that is not a wordlist, say why in
+ * one log line and return -EINVAL.
+ */
 static int mock_accel_wordlist_count(const u8 *data, size_t size)
 {
-	size_t i, len = 0;
+	const char *name = mock_accel_firmware_name;
+	size_t pos = 0, start, len, i;
 	u32 count = 0;
 
-	for (i = 0; i < size; i++) {
-		if (data[i] == '\n') {
-			if (!len)
-				return -EINVAL;	/* empty line */
-			count++;
-			len = 0;
-			continue;
+	/* twelve words, eleven '-' and the NUL fill at most the buffer */
+	BUILD_BUG_ON(MOCK_ACCEL_PASSPHRASE_MAX_WORDS * (MOCK_ACCEL_WORD_MAX + 1) >
+		     MOCK_ACCEL_PASSPHRASE_LEN);
+	BUILD_BUG_ON(MOCK_ACCEL_PASSPHRASE_MAX_WORDS * (MOCK_ACCEL_WORD_MAX + 2) <=
+		     MOCK_ACCEL_PASSPHRASE_LEN);
+
+	while (pos < size) {
+		start = pos;
+		pos = mock_accel_wordlist_line(data, size, pos, &len);
+		if (++count > MOCK_ACCEL_WORDS_MAX) {
+			pr_warn("wordlist firmware %s has more than %lu words; refused\n",
+				name, MOCK_ACCEL_WORDS_MAX);
+			return -EINVAL;
 		}
-		if (!mock_accel_word_char(data[i]))
+		for (i = 0; i < len && mock_accel_word_char(data[start + i]); i++)
+			;
+		if (!len || i < len) {
+			pr_warn("wordlist firmware %s line %u is not a word (one of [a-z-] per line, lines end in \\n or \\r\\n); refused\n",
+				name, count);
 			return -EINVAL;
-		if (++len > MOCK_ACCEL_WORD_MAX)
+		}
+		if (len > MOCK_ACCEL_WORD_MAX) {
+			pr_warn("wordlist firmware %s line %u: a word of %zu bytes; 12 words joined by '-' must fit a %d-byte passphrase, so words have at most %d bytes; refused\n",
+				name, count, len, MOCK_ACCEL_PASSPHRASE_LEN - 1,
+				MOCK_ACCEL_WORD_MAX);
 			return -EINVAL;
+		}
 	}
-	if (len)
-		count++;	/* last line without a newline */
-	if (!count || count > MOCK_ACCEL_WORDS_MAX)
+	if (!count) {
+		pr_warn("wordlist firmware %s has no words; refused\n", name);
 		return -EINVAL;
+	}
 	return count;
 }
 
@@ -83,10 +122,9 @@ static struct mock_accel_wordlist *mock_accel_wordlist_parse(const u8 *data,
 							     size_t size)
 {
 	struct mock_accel_wordlist *wl;
-	size_t i;
+	size_t pos = 0, start, len;
 	u32 n = 0;
 	int count;
-	char *p;
 
 	count = mock_accel_wordlist_count(data, size);
 	if (count < 0)
@@ -104,13 +142,12 @@ static struct mock_accel_wordlist *mock_accel_wordlist_parse(const u8 *data,
 	memcpy(wl->data, data, size);
 	wl->data[size] = '\0';
 
-	p = wl->data;
-	for (i = 0; i <= size && n < count; i++) {
-		if (wl->data[i] == '\n' || wl->data[i] == '\0') {
-			wl->data[i] = '\0';
-			wl->words[n++] = p;
-			p = &wl->data[i + 1];
-		}
+	/* each word ends where its line end ("\n", "\r\n") or the data ends */
+	while (pos < size && n < count) {
+		start = pos;
+		pos = mock_accel_wordlist_line(data, size, pos, &len);
+		wl->data[start + len] = '\0';
+		wl->words[n++] = &wl->data[start];
 	}
 	wl->count = n;
 	return wl;
@@ -147,13 +184,8 @@ int mock_accel_wordlist_load(struct device *dev, bool at_init)
 
 	wl = mock_accel_wordlist_parse(fw->data, fw->size);
 	release_firmware(fw);
-	if (IS_ERR(wl)) {
-		ret = PTR_ERR(wl);
-		if (ret == -EINVAL)
-			pr_warn("wordlist firmware %s is not a wordlist (one word of [a-z-], 1..%d bytes, per line); ignored\n",
-				mock_accel_firmware_name, MOCK_ACCEL_WORD_MAX);
-		return ret;
-	}
+	if (IS_ERR(wl))
+		return PTR_ERR(wl);	/* -EINVAL was logged */
 
 	mutex_lock(&mock_accel_wl_lock);
 	old = mock_accel_wl;

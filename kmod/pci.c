@@ -109,17 +109,24 @@ static int mock_accel_pci_vf_index(struct pci_dev *vf)
 	return rid / stride;
 }
 
-/* the mock device of the PF of @vf, with a reference, or NULL */
+/*
+ * The mock device of the PF of @vf, with a reference.  A PF's drvdata is
+ * published (under mock_accel_lock) only once its device is registered, so
+ * a PF bound to us without drvdata is still probing: -EPROBE_DEFER, and the
+ * driver core probes the VF again after it.  -ENODEV when the PF is not ours.
+ */
 static struct mock_accel_dev *mock_accel_pci_get_pf(struct pci_dev *vf)
 {
 	struct pci_dev *pf = pci_physfn(vf);
-	struct mock_accel_dev *adev = NULL;
+	struct mock_accel_dev *adev = ERR_PTR(-ENODEV);
 
 	mutex_lock(&mock_accel_lock);
 	if (pf != vf && pf->driver == &mock_accel_pci_driver) {
 		adev = pci_get_drvdata(pf);
 		if (adev)
 			mock_accel_dev_get(adev);
+		else
+			adev = ERR_PTR(-EPROBE_DEFER);
 	}
 	mutex_unlock(&mock_accel_lock);
 	return adev;
@@ -178,10 +185,11 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 
 	if (pdev->is_virtfn) {
 		pf = mock_accel_pci_get_pf(pdev);
-		if (!pf) {
-			pci_err(pdev, "its PF is not bound to %s; refusing to bind\n",
-				MOCK_ACCEL_NAME);
-			ret = -ENODEV;
+		if (IS_ERR(pf)) {
+			/* quiet for -EPROBE_DEFER: the PF is still probing */
+			ret = dev_err_probe(&pdev->dev, PTR_ERR(pf),
+					    "its PF is not bound to %s; refusing to bind\n",
+					    MOCK_ACCEL_NAME);
 			goto err_unmap;
 		}
 		vf = mock_accel_pci_vf_index(pdev);
@@ -222,16 +230,23 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 	}
 	mock_accel_dev_set_name(adev);
 
-	pci_set_drvdata(pdev, adev);
 	ret = mock_accel_dev_register(adev);
 	if (ret) {
-		pci_set_drvdata(pdev, NULL);
 		pci_iounmap(pdev, mp->bar);
 		mock_accel_dev_put(adev);
 		if (!pf)
 			mock_accel_id_free(id);
 		goto err_region;
 	}
+	/*
+	 * Published only now, under the lock mock_accel_pci_get_pf() reads it
+	 * with: a VF never takes a PF whose registration may still fail.  The
+	 * PCI core's callbacks (remove, sriov_configure) run under the device
+	 * lock, after the probe.
+	 */
+	mutex_lock(&mock_accel_lock);
+	pci_set_drvdata(pdev, adev);
+	mutex_unlock(&mock_accel_lock);
 	pci_info(pdev, "%s bound\n", adev->name);
 	return 0;
 

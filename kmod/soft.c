@@ -12,14 +12,17 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/device.h>
+#include <linux/dmi.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/nodemask.h>
 #include <linux/pci.h>
+#include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/uuid.h>
 
 #include "compat.h"
 #include "mock_accel.h"
@@ -44,9 +47,10 @@ static unsigned int num_vfs;
 module_param(num_vfs, uint, 0444);
 MODULE_PARM_DESC(num_vfs, "VFs enabled on each software PF at load (<= total_vfs)");
 
+/* 0 at load: derived by soft_default_seed(); reads back the seed in use */
 static unsigned long uuid_seed;
 module_param(uuid_seed, ulong, 0444);
-MODULE_PARM_DESC(uuid_seed, "mixed into software UUIDs so several hosts differ");
+MODULE_PARM_DESC(uuid_seed, "mixed into software UUIDs so hosts differ (0: from the DMI product UUID, else random at load; reads back the seed in use)");
 
 #define MOCK_ACCEL_SOFT_DOMAIN		0xacc0
 #define MOCK_ACCEL_SOFT_NEW_DEVICE_MAX	128
@@ -114,6 +118,47 @@ static struct bus_type mock_accel_bus;
 static void soft_bdev_release(struct device *dev)
 {
 	kfree(container_of(dev, struct mock_accel_soft, bdev));
+}
+
+/* DMI product UUIDs of firmware that left the field at a vendor default */
+static const char * const soft_placeholder_uuids[] = {
+	"03000200-0400-0500-0006-000700080009",
+};
+
+static bool soft_placeholder_uuid(const char *text)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(soft_placeholder_uuids); i++)
+		if (!strcasecmp(text, soft_placeholder_uuids[i]))
+			return true;
+	return false;
+}
+
+/*
+ * The seed when uuid_seed is 0 at load: the DMI product UUID as printed in
+ * /sys/class/dmi/id/product_uuid, its two big-endian 64-bit halves XORed,
+ * so hosts differ and a host keeps its UUIDs across reloads; random (new
+ * at every load) when the firmware gives none (the kernel drops all-zero
+ * and all-0xff UUIDs) or a placeholder.  Never 0.
+ */
+static u64 soft_default_seed(const char **source)
+{
+	const char *dmi = dmi_get_system_info(DMI_PRODUCT_UUID);
+	__be64 half[2];
+	u64 seed = 0;
+	uuid_t id;
+
+	if (dmi && !uuid_parse(dmi, &id) && !soft_placeholder_uuid(dmi)) {
+		memcpy(half, id.b, sizeof(half));
+		seed = be64_to_cpu(half[0]) ^ be64_to_cpu(half[1]);
+		*source = "from the DMI product UUID";
+	}
+	while (!seed) {
+		get_random_bytes(&seed, sizeof(seed));
+		*source = "random: no DMI product UUID";
+	}
+	return seed;
 }
 
 /* "MOCK", PF id, 0x4000 | function, 0x8000 | seed[61:48], seed[47:0] */
@@ -463,8 +508,14 @@ int mock_accel_soft_check_params(void)
 int mock_accel_soft_init(void)
 {
 	struct mock_accel_dev *adev;
+	const char *source;
 	unsigned int i;
 	int ret;
+
+	if (!uuid_seed) {
+		uuid_seed = soft_default_seed(&source);
+		pr_info("uuid_seed %lu (%s)\n", uuid_seed, source);
+	}
 
 	ret = bus_register(&mock_accel_bus);
 	if (ret)

@@ -82,5 +82,5 @@ IOC_INFO = ior(IOC_MAGIC, 3, INFO_ARG_SIZE)
 
 # %% ../nbs/03_abi.ipynb #4be299bb
 FIRMWARE_NAME = "mock-accel-wordlist.txt"
-WORD_MAX = 31
+WORD_MAX = 20  # PASSPHRASE_MAX_WORDS such words joined by "-" fit PASSPHRASE_LEN - 1
 WORDS_MAX = 1 << 20

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from .abi import FIRMWARE_NAME, WORD_MAX, WORDS_MAX
+from .abi import FIRMWARE_NAME, PASSPHRASE_LEN, PASSPHRASE_MAX_WORDS, WORD_MAX, WORDS_MAX
 from .files import atomic_write
 
 # %% auto #0
@@ -37,13 +37,19 @@ def parse_wordlist(data: bytes) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    lines = [line.removesuffix("\r") for line in lines]  # CRLF line ends, as the kernel
     if not lines:
         raise WordlistError("wordlist is empty")
     if len(lines) > WORDS_MAX:
         raise WordlistError(f"wordlist has {len(lines)} words, at most {WORDS_MAX} are allowed")
     for number, word in enumerate(lines, start=1):
+        if len(word) > WORD_MAX and re.fullmatch("[a-z-]+", word):
+            raise WordlistError(
+                f"line {number}: a word of {len(word)} bytes; {PASSPHRASE_MAX_WORDS} words joined "
+                f"by '-' must fit a {PASSPHRASE_LEN - 1}-byte passphrase, so words have at most "
+                f"{WORD_MAX} bytes")
         if not WORD_PATTERN.fullmatch(word):
-            raise WordlistError(f"line {number}: {word!r} is not a word of [a-z-], 1 to 31 bytes")
+            raise WordlistError(f"line {number}: {word!r} is not a word of [a-z-]")
     return lines
 
 # %% ../nbs/02_firmware.ipynb #91ee498a

@@ -17,7 +17,7 @@ import sys
 import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from fastcore.basics import patch
@@ -43,9 +43,10 @@ from .firmware import WordlistError, parse_wordlist
 from .sysfs import SysfsNode, parse_name
 
 # %% auto #0
-__all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log', 'SIM_MARKER',
-           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'SimConfig', 'software_uuid', 'software_pci_address',
-           'software_pcie_root', 'kstrtoull', 'SimNode', 'node_identity', 'main']
+__all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log',
+           'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'SimConfig',
+           'software_uuid', 'software_pci_address', 'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode',
+           'node_identity', 'main']
 
 # %% ../nbs/05_sim.ipynb #feb9dce8
 FW_VERSION = "1.0.0"
@@ -102,6 +103,17 @@ def software_pci_address(pf_id: int, vf_index: int | None, numa_node: int,
 
 def software_pcie_root(numa_node: int, domain_base: int = SW_DOMAIN_BASE) -> str:
     return f"pci{domain_base + max(numa_node, 0):04x}:00"
+
+# %% ../nbs/05_sim.ipynb #b8e4d3f2
+PLACEHOLDER_SYSTEM_UUIDS = ("03000200-0400-0500-0006-000700080009",)  # kmod/soft.c
+
+
+def default_uuid_seed(system_uuid: str | None) -> int | None:
+    """The module's `uuid_seed` when none is given, from a DMI product UUID; `None`: random."""
+    if not system_uuid or system_uuid.strip().lower() in PLACEHOLDER_SYSTEM_UUIDS:
+        return None
+    raw = uuidlib.UUID(system_uuid.strip()).bytes
+    return (int.from_bytes(raw[:8], "big") ^ int.from_bytes(raw[8:], "big")) or None
 
 # %% ../nbs/05_sim.ipynb #17a7f728
 def kstrtoull(text: str, base: int = 0, limit: int = 2**64 - 1) -> int:
@@ -343,6 +355,8 @@ def hold_open(self: SimNode, name: str) -> Iterator[None]:
 def create(cls: SimNode, root: str | os.PathLike, config: SimConfig = SimConfig()) -> SimNode:
     """Build a fresh simulated node at `root` (absent, or holding only empty directories)."""
     config.check()
+    if not config.uuid_seed:  # as the module at load: 0 is "derive"; no DMI here, so random
+        config = replace(config, uuid_seed=secrets.randbelow(2**64 - 1) + 1)
     root = Path(root)
     if root.exists() and any(not p.is_dir() or p.is_symlink() for p in root.rglob("*")):
         raise FileExistsError(f"{root} is not empty; refusing to build a simulated node there")
@@ -383,8 +397,10 @@ def ensure(cls: SimNode, root: str | os.PathLike, config: SimConfig = SimConfig(
     if not (root / SIM_MARKER).exists():
         return cls.create(root, config)
     node = cls(root)
-    have = {k: v for k, v in asdict(node.config).items() if k != "firmware"}
-    want = {k: v for k, v in asdict(config).items() if k != "firmware"}
+    # a uuid_seed of 0 asks for any seed (create drew one), as firmware may move
+    ignored = {"firmware"} | ({"uuid_seed"} if not config.uuid_seed else set())
+    have = {k: v for k, v in asdict(node.config).items() if k not in ignored}
+    want = {k: v for k, v in asdict(config).items() if k not in ignored}
     if have != want:
         changed = ", ".join(f"{k}={have.get(k)}->{v}" for k, v in want.items() if have.get(k) != v)
         raise ValueError(f"{root} holds a simulated node with other parameters ({changed}); "

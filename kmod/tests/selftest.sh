@@ -31,8 +31,13 @@ WL=$(cat $C/mock0/wordlist_loaded)
 
 echo "--- default devices"
 for d in 0 1 2 3; do exists $C/mock$d; exists /dev/mock$d; done
-eq $C/mock0/uuid 4d4f434b-0000-4000-8000-000000000000
-eq $C/mock1/uuid 4d4f434b-0001-4000-8000-000000000000
+# without uuid_seed the seed is the machine's (DMI) or random: read back, never 0; the UUID
+# ends in 0x8000 | seed bits 61..48 and seed bits 47..0 (TAIL)
+S=$(cat /sys/module/mock_accel/parameters/uuid_seed)
+[ -n "$S" ] && [ "$S" != 0 ] && pass "uuid_seed in use: $S" || fail "uuid_seed reads '$S'"
+TAIL=$(cut -d- -f4- $C/mock0/uuid); TAILX=$(echo "$TAIL" | tr -d -)
+eq $C/mock0/uuid "4d4f434b-0000-4000-$TAIL"
+eq $C/mock1/uuid "4d4f434b-0001-4000-$TAIL"
 eq $C/mock0/numa_node 0; eq $C/mock1/numa_node 1; eq $C/mock2/numa_node 0; eq $C/mock3/numa_node 1
 eq $C/mock1/pci_address acc1:01:00.0; eq $C/mock1/pcie_root pciacc1:00
 eq $C/mock0/memory_size 17179869184; eq $C/mock0/capabilities 0x00000003
@@ -79,7 +84,7 @@ has "$io" "EFAULT-INFO err=Bad address" "ioctl INFO bad pointer"
 has "$io" "UNKNOWN err=Inappropriate ioctl" "unknown ioctl -> ENOTTY"
 has "$io" "UNKNOWN2 err=Inappropriate ioctl" "foreign ioctl -> ENOTTY"
 has "$io" "INFO ok name=mock0 physfn= pci=acc0:00:00.0 root=pciacc0:00 mem=17179869184 node=0 caps=0x3 status=0x1 fw=0x10000 rev=1" "ioctl INFO"
-has "$io" "INFO uuid=4d4f434b000040008000000000000000" "ioctl INFO uuid"
+has "$io" "INFO uuid=4d4f434b00004000$TAILX" "ioctl INFO uuid"
 has "$io" "Name: mock0" "read() name"
 if [ "$WL" = 1 ]; then
   n=$(cat $C/mock2/passphrase | tr '-' '\n' | wc -l); [ "$n" = 3 ] && pass "3 words" || fail "words $n"
@@ -100,13 +105,13 @@ for v in 5 abc -1; do wr $C/mock0/sriov_numvfs $v "Invalid argument"; done
 wr $C/mock0/sriov_numvfs 4 ok; eq $C/mock0/sriov_numvfs 4
 for v in 0 1 2 3; do exists $C/mock0-vf$v; exists /dev/mock0-vf$v; done
 V=$C/mock0-vf0
-eq $V/device_type vf; eq $V/physfn mock0; eq $V/uuid 4d4f434b-0000-4001-8000-000000000000
+eq $V/device_type vf; eq $V/physfn mock0; eq $V/uuid "4d4f434b-0000-4001-$TAIL"
 eq $V/pci_address acc0:00:00.1; eq $V/pcie_root pciacc0:00; eq $V/memory_size 4294967296
 eq $V/capabilities 0x00000001; eq $V/numa_node 0; eq $C/mock0-vf3/pci_address acc0:00:00.4
 absent $V/sriov_numvfs; absent $V/sriov_totalvfs
 has "$(mock-accel-ioctl /dev/mock0-vf2)" "name=mock0-vf2 physfn=mock0 pci=acc0:00:00.3" "ioctl INFO of a VF"
 wr $C/mock0/sriov_numvfs 2 "busy"; wr $C/mock0/sriov_numvfs 4 ok
-wr $C/mock1/sriov_numvfs 1 ok; eq $C/mock1-vf0/uuid 4d4f434b-0001-4001-8000-000000000000
+wr $C/mock1/sriov_numvfs 1 ok; eq $C/mock1-vf0/uuid "4d4f434b-0001-4001-$TAIL"
 eq $C/mock1-vf0/pci_address acc1:01:00.1; eq $C/mock1-vf0/numa_node 1
 exec 3</dev/mock0-vf1
 wr $C/mock0/sriov_numvfs 0 "busy"; exists $C/mock0-vf1
@@ -122,8 +127,8 @@ wr $B/new_device 4 "File exists"
 for v in 256 abc '6 0 1 2 3' '6 64' '6 0 1 65' '6 x'; do wr $B/new_device "$v" "Invalid argument"; done
 absent $C/mock6
 wr $B/new_device '7 -1' ok; eq $C/mock7/numa_node -1; eq $C/mock7/pci_address acc0:07:00.0
-wr $B/new_device '255 3 0 0' ok; eq $C/mock255/numa_node 3; eq $C/mock255/pci_address acc3:ff:00.0
-eq $C/mock255/uuid 4d4f434b-00ff-4000-8000-000000000000; wr $C/mock255/sriov_numvfs 1 "Invalid argument"
+wr $B/new_device '255 3 1024 0' ok; eq $C/mock255/numa_node 3; eq $C/mock255/pci_address acc3:ff:00.0
+eq $C/mock255/uuid "4d4f434b-00ff-4000-$TAIL"; wr $C/mock255/sriov_numvfs 1 "Invalid argument"
 wr $B/del_device 9 "No such device"; wr $B/del_device abc "Invalid argument"
 for i in 4 5 7 255; do wr $B/del_device $i ok; absent $C/mock$i; absent /dev/mock$i; done
 absent $C/mock5-vf0

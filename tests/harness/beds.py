@@ -22,6 +22,10 @@ from tools import locate
 
 IN_GUEST = os.environ.get("MOCK_ACCEL_IN_GUEST") == "1"
 MODULE_NAME = "mock_accel"
+# The guest's kernel sees the host root, where the tests run chrooted, under /host
+# (tools/vm/init.sh); firmware_class's search path is the kernel's view.
+GUEST_HOST_ROOT = "/host"
+FIRMWARE_PATH_PARAM = Path("/sys/module/firmware_class/parameters/path")
 
 
 class LoadError(Exception):
@@ -32,11 +36,21 @@ class Bed:
     kind: str
     node: SysfsNode
 
-    def load(self, firmware: bool = True, **params: int) -> SysfsNode:
+    def load(self, firmware: bool | Path = True, **params: int) -> SysfsNode:
+        """Load with the built wordlist (`True`), none (`False`) or the file `firmware`, which
+        `load_wordlist` reads again (rewrite it to test a reload)."""
         raise NotImplementedError
 
     def hold_open(self, name: str) -> contextlib.AbstractContextManager:
         raise NotImplementedError
+
+    def uuid_seed(self) -> int:
+        """The `uuid_seed` in use (the module reads it back from its parameter)."""
+        raise NotImplementedError
+
+    def system_uuid(self) -> str | None:
+        """The machine's DMI product UUID the module derives its default seed from, if any."""
+        return None
 
     def close(self) -> None:
         pass
@@ -49,9 +63,9 @@ class SimBed(Bed):
         self.tmp_path = tmp_path
         self.loads = 0
 
-    def load(self, firmware: bool = True, **params: int) -> SysfsNode:
-        fw = locate.firmware_dir() / FIRMWARE_NAME
-        if firmware and not fw.is_file():
+    def load(self, firmware: bool | Path = True, **params: int) -> SysfsNode:
+        fw = firmware if isinstance(firmware, Path) else locate.firmware_dir() / FIRMWARE_NAME
+        if firmware is True and not fw.is_file():
             pytest.fail(f"{fw} is missing: run `make firmware`")
         config = SimConfig(firmware=str(fw) if firmware else None, **params)
         try:
@@ -65,6 +79,9 @@ class SimBed(Bed):
     def hold_open(self, name: str) -> contextlib.AbstractContextManager:
         return self.node.hold_open(name)
 
+    def uuid_seed(self) -> int:
+        return self.node.config.uuid_seed  # a simulated node has no DMI: system_uuid is None
+
 
 class KernelBed(Bed):
     kind = "kernel"
@@ -72,16 +89,24 @@ class KernelBed(Bed):
     def __init__(self) -> None:
         self.ko = str(locate.ko())
         self.node = SysfsNode("/")
+        self.firmware_path: str | None = None  # firmware_class's path before load(firmware=Path)
 
     def unload(self) -> None:
         if Path(f"/sys/module/{MODULE_NAME}").exists():
             subprocess.run(["rmmod", MODULE_NAME], check=True, capture_output=True, text=True)
+        if self.firmware_path is not None:
+            FIRMWARE_PATH_PARAM.write_text(self.firmware_path)
+            self.firmware_path = None
 
-    def load(self, firmware: bool = True, **params: int) -> SysfsNode:
+    def load(self, firmware: bool | Path = True, **params: int) -> SysfsNode:
         self.unload()
         args = [f"{key}={value}" for key, value in params.items()]
         if not firmware:
             args.append("firmware_name=mock-accel-absent.txt")
+        elif isinstance(firmware, Path):  # the kernel looks in firmware_class's path first
+            self.firmware_path = FIRMWARE_PATH_PARAM.read_text().rstrip("\n")
+            FIRMWARE_PATH_PARAM.write_text(GUEST_HOST_ROOT + str(firmware.resolve().parent))
+            args.append(f"firmware_name={firmware.name}")
         done = subprocess.run(["insmod", self.ko, *args], capture_output=True, text=True)
         if done.returncode:
             raise LoadError(done.stderr.strip())
@@ -94,6 +119,13 @@ class KernelBed(Bed):
             yield
         finally:
             os.close(fd)
+
+    def uuid_seed(self) -> int:
+        return int(Path(f"/sys/module/{MODULE_NAME}/parameters/uuid_seed").read_text())
+
+    def system_uuid(self) -> str | None:
+        path = Path("/sys/class/dmi/id/product_uuid")  # absent when the firmware gives none
+        return path.read_text().strip() if path.exists() else None
 
     def close(self) -> None:
         self.unload()

@@ -197,6 +197,12 @@ def test_host_ports_are_checked() -> None:
             check_host_ports(bad)
 
 
+def test_system_uuid_is_checked_before_booting() -> None:
+    """A bad SMBIOS UUID is refused in one line, before any kernel or qemu is looked for."""
+    with pytest.raises(HarnessSetupError, match="not a UUID"):
+        run_in_guest(["true"], system_uuid="not-a-uuid")
+
+
 def test_job_script_lists_host_ports() -> None:
     script = render_job_script(["true"], ko=None, modparams="", env={}, cwd=Path("/"),
                                host_ports=(6443, 8080))

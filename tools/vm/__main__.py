@@ -50,6 +50,9 @@ def _add_guest_options(parser: argparse.ArgumentParser) -> None:
                         metavar="PORT", dest="host_ports",
                         help="make the host's 127.0.0.1:PORT reachable as 127.0.0.1:PORT "
                              "in the guest (repeatable; nothing else is reachable)")
+    parser.add_argument("--system-uuid", metavar="UUID",
+                        help="the machine's SMBIOS UUID (QEMU -uuid): the guest's DMI "
+                             "product UUID, from which the module derives uuid_seed")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -98,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         firmware_dir=_firmware_dir(args), env=_parse_env(args.env),
         timeout=args.timeout, numa_nodes=args.numa_nodes, memory_mb=args.memory_mb,
         cpus=args.cpus, cwd=args.cwd, log_path=args.log, progress=not args.quiet,
-        output_stream=sys.stdout, host_ports=args.host_ports)
+        output_stream=sys.stdout, host_ports=args.host_ports, system_uuid=args.system_uuid)
     return result.returncode
 
 
@@ -108,7 +111,7 @@ def _shell(args: argparse.Namespace) -> int:
         command, ko=args.ko, modparams=args.modparams,
         firmware_dir=_firmware_dir(args), env=_parse_env(args.env),
         numa_nodes=args.numa_nodes, memory_mb=args.memory_mb, cpus=args.cpus,
-        cwd=args.cwd, host_ports=args.host_ports)
+        cwd=args.cwd, host_ports=args.host_ports, system_uuid=args.system_uuid)
 
 
 def main(argv: list[str] | None = None) -> int:

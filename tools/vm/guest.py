@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,7 +260,8 @@ def network_args(host_ports: Sequence[int]) -> list[str]:
 
 def qemu_command(kernel: GuestKernel, initramfs: Path, *, run_dir: Path,
                  console: list[str], cmdline: str, numa_nodes: int,
-                 memory_mb: int, cpus: int, host_ports: Sequence[int] = ()) -> list[str]:
+                 memory_mb: int, cpus: int, host_ports: Sequence[int] = (),
+                 system_uuid: str | None = None) -> list[str]:
     command = [
         _find_qemu(), "-accel", "tcg", "-cpu", "max",
         # one socket per CPU: with NUMA, CPUs of one socket on different nodes
@@ -268,6 +270,8 @@ def qemu_command(kernel: GuestKernel, initramfs: Path, *, run_dir: Path,
         "-smp", f"{cpus},sockets={cpus},cores=1,threads=1",
         "-nographic", "-no-reboot", "-vga", "none",
         *network_args(host_ports),
+        # the SMBIOS system UUID: the guest's DMI product UUID (none by default)
+        *(["-uuid", str(uuid.UUID(system_uuid))] if system_uuid else []),
         "-kernel", str(kernel.image), "-initrd", str(initramfs),
         "-append", cmdline, *console,
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
@@ -389,10 +393,16 @@ def _plan_guest(command: Sequence[str], *, ko: str | os.PathLike[str] | None,
                 env: Mapping[str, str] | None, numa_nodes: int, memory_mb: int,
                 cpus: int, cwd: str | os.PathLike[str],
                 log_path: str | os.PathLike[str] | None,
-                interactive: bool, host_ports: Sequence[int] = ()) -> _GuestPlan:
+                interactive: bool, host_ports: Sequence[int] = (),
+                system_uuid: str | None = None) -> _GuestPlan:
     """Validate inputs, build the initramfs and write the job for one run."""
     if not command:
         raise ValueError("command must not be empty")
+    if system_uuid is not None:
+        try:
+            uuid.UUID(system_uuid)
+        except ValueError:
+            raise HarnessSetupError(f"system_uuid {system_uuid!r} is not a UUID") from None
     ko_path = _host_path(ko, "module", is_dir=False) if ko is not None else None
     fw_path = (_host_path(firmware_dir, "firmware dir", is_dir=True)
                if firmware_dir is not None else None)
@@ -412,7 +422,8 @@ def _plan_guest(command: Sequence[str], *, ko: str | os.PathLike[str] | None,
     console = serial_to_terminal(serial_log) if interactive else serial_to_file(serial_log)
     qemu = qemu_command(kernel, initramfs, run_dir=run_dir, console=console,
                         cmdline=kernel_cmdline(fw_path), numa_nodes=numa_nodes,
-                        memory_mb=memory_mb, cpus=cpus, host_ports=host_ports)
+                        memory_mb=memory_mb, cpus=cpus, host_ports=host_ports,
+                        system_uuid=system_uuid)
     (run_dir / "qemu-command.txt").write_text(shlex.join(qemu) + "\n")
     return _GuestPlan(kernel=kernel, run_dir=run_dir, serial_log=serial_log, qemu=qemu)
 
@@ -430,7 +441,8 @@ def run_in_guest(command: Sequence[str], *,
                  log_path: str | os.PathLike[str] | None = None,
                  progress: bool = True,
                  output_stream: TextIO | None = None,
-                 host_ports: Sequence[int] = ()) -> GuestResult:
+                 host_ports: Sequence[int] = (),
+                 system_uuid: str | None = None) -> GuestResult:
     """Boot a TCG guest, optionally insmod ``ko``, run ``command`` chrooted
     into the host root, and return its exit code, output and the guest dmesg.
 
@@ -438,7 +450,9 @@ def run_in_guest(command: Sequence[str], *,
     receives the command's output live. ``host_ports``: TCP ports of services
     on the host's 127.0.0.1 that the command may reach as 127.0.0.1:<port>
     inside the guest (restricted user networking + a forwarder in the guest;
-    nothing else is reachable). Raises GuestTimeout (qemu killed),
+    nothing else is reachable). ``system_uuid``: the machine's SMBIOS UUID
+    (QEMU ``-uuid``), which the guest sees as its DMI product UUID; none by
+    default. Raises GuestTimeout (qemu killed),
     GuestCrashed (qemu exited without an exit code, e.g. kernel panic),
     ModuleLoadError (insmod failed) or HarnessSetupError (missing
     kernel/qemu/busybox/paths).
@@ -447,7 +461,7 @@ def run_in_guest(command: Sequence[str], *,
     plan = _plan_guest(command, ko=ko, modparams=modparams, firmware_dir=firmware_dir,
                        env=env, numa_nodes=numa_nodes, memory_mb=memory_mb,
                        cpus=cpus, cwd=cwd, log_path=log_path, interactive=False,
-                       host_ports=host_ports)
+                       host_ports=host_ports, system_uuid=system_uuid)
     run_dir, serial_log = plan.run_dir, plan.serial_log
     report(f"booting {plan.kernel.version} under TCG (artefacts: {run_dir})")
     started = time.monotonic()
@@ -482,14 +496,15 @@ def run_interactive(command: Sequence[str] = ("/bin/bash", "-i"), *,
                     memory_mb: int = 2048,
                     cpus: int = 2,
                     cwd: str | os.PathLike[str] = REPO_ROOT,
-                    host_ports: Sequence[int] = ()) -> int:
+                    host_ports: Sequence[int] = (),
+                    system_uuid: str | None = None) -> int:
     """Boot the guest with its console on this terminal and run ``command``
     (a shell by default). Ctrl-A x kills the VM. Returns the command's exit
     code, or 125 if the guest never reported one."""
     plan = _plan_guest(command, ko=ko, modparams=modparams, firmware_dir=firmware_dir,
                        env=env, numa_nodes=numa_nodes, memory_mb=memory_mb,
                        cpus=cpus, cwd=cwd, log_path=None, interactive=True,
-                       host_ports=host_ports)
+                       host_ports=host_ports, system_uuid=system_uuid)
     print(f"[vm] booting {plan.kernel.version}; Ctrl-A x quits, Ctrl-A h for help; "
           f"artefacts in {plan.run_dir}", file=sys.stderr, flush=True)
     process = subprocess.Popen(plan.qemu, preexec_fn=_die_with_parent)

@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 import errno
+import os
 import re
 
 import pytest
 
-from mock_accel.abi import STATUS_ALLOCATED, STATUS_ERROR, STATUS_READY, WRITE_ONLY_ATTRIBUTES
+from mock_accel.abi import (
+    PASSPHRASE_MAX_WORDS,
+    STATUS_ALLOCATED,
+    STATUS_ERROR,
+    STATUS_READY,
+    WORD_MAX,
+    WRITE_ONLY_ATTRIBUTES,
+)
 from mock_accel.firmware import EFF_LONG_WORDS
-from mock_accel.sim import software_pci_address, software_pcie_root, software_uuid
+from mock_accel.sim import (
+    default_uuid_seed,
+    software_pci_address,
+    software_pcie_root,
+    software_uuid,
+)
 from mock_accel.sysfs import ATTRIBUTES, AttributeWriteError
 from tests.harness.beds import LoadError
 from tests.harness.words import assert_words, word_counts
@@ -38,8 +51,9 @@ def wordlist() -> set[str]:
 
 # -- topology --------------------------------------------------------------------------------
 
-def test_default_topology(node):
+def test_default_topology(bed, node):
     devices = snapshot(node)
+    seed = bed.uuid_seed()
     assert list(devices) == ["mock0", "mock1", "mock2", "mock3"]
     for index, device in enumerate(devices.values()):
         assert device.device_type == "pf" and device.physfn is None
@@ -49,13 +63,13 @@ def test_default_topology(node):
         assert device.status == STATUS_READY and device.health == "ok"
         assert device.capabilities == 0x3
         assert (device.fw_version, device.revision) == ("1.0.0", 1)
-        assert device.uuid == software_uuid(index, None)
+        assert device.uuid == software_uuid(index, None, seed)
         assert device.pci_address == software_pci_address(index, None, index % 2)
         assert device.pcie_root == software_pcie_root(index % 2)
         assert device.wordlist_loaded and device.wordlist_size == EFF_LONG_WORDS
         assert device.passphrase_count == 6
     assert devices["mock1"].pci_address == "acc1:01:00.0"
-    assert devices["mock0"].uuid == "4d4f434b-0000-4000-8000-000000000000"
+    assert devices["mock0"].uuid.startswith("4d4f434b-0000-4000-")
 
 
 def test_attribute_files_and_formats(node):
@@ -86,6 +100,28 @@ def test_module_parameters(bed):
     assert devices["mock2"].memory_size == GiB and devices["mock2-vf1"].memory_size == GiB // 2
     assert devices["mock2-vf1"].uuid == software_uuid(2, 1, seed)
     assert devices["mock2-vf1"].uuid == "4d4f434b-0002-4002-8123-456789abcdef"
+    assert bed.uuid_seed() == seed  # a given seed is used as it is, and read back
+
+
+def test_uuid_seed_unset_is_the_machines_or_random(bed):
+    """Without uuid_seed (KMM gives every node the same parameters) the seed comes from the
+    machine's DMI product UUID (the same on every load), else it is random (new on each load):
+    hosts differ either way. The seed in use is read back and never 0."""
+    seeds, uuids = [], []
+    for _ in range(2):
+        node = bed.load(num_devices=1)
+        seeds.append(bed.uuid_seed())
+        uuids.append(snapshot(node)["mock0"].uuid)
+        assert uuids[-1] == software_uuid(0, None, seeds[-1])
+    expected = default_uuid_seed(bed.system_uuid())
+    given = os.environ.get("MOCK_ACCEL_TEST_SYSTEM_UUID")  # the VM test that sets one says so
+    if given:
+        assert expected is not None and bed.system_uuid() == given, bed.system_uuid()
+    if expected is None:
+        assert 0 not in seeds and seeds[0] != seeds[1] and uuids[0] != uuids[1], seeds
+    else:
+        assert seeds == [expected, expected], (seeds, expected)
+    assert bed.load(num_devices=1, uuid_seed=5) and bed.uuid_seed() == 5
 
 
 def test_numa_node_reaches_the_device_model(node):
@@ -146,7 +182,7 @@ def test_status_overflow_is_refused(node):
 
 # -- SR-IOV ----------------------------------------------------------------------------------
 
-def test_vfs_enable_and_disable(node):
+def test_vfs_enable_and_disable(bed, node):
     node.set_numvfs("mock1", 4)
     devices = snapshot(node)
     vfs = [d for d in devices.values() if d.physfn == "mock1"]
@@ -155,7 +191,7 @@ def test_vfs_enable_and_disable(node):
         assert vf.device_type == "vf" and vf.sriov_totalvfs is None
         assert vf.numa_node == 1 and vf.memory_size == 4 * GiB
         assert vf.capabilities == 0x1 and vf.status == STATUS_READY
-        assert vf.uuid == software_uuid(1, index)
+        assert vf.uuid == software_uuid(1, index, bed.uuid_seed())
         assert vf.pci_address == software_pci_address(1, index, 1)
         assert vf.pcie_root == devices["mock1"].pcie_root
     assert devices["mock1"].sriov_numvfs == 4
@@ -187,14 +223,14 @@ def test_vfs_cannot_change_while_one_is_open(bed, node):
 
 # -- runtime devices --------------------------------------------------------------------------
 
-def test_runtime_add_and_remove(node):
+def test_runtime_add_and_remove(bed, node):
     assert node.new_device(7) == "mock7"
     node.new_device(8, 0, GiB, 2)
     devices = snapshot(node)
     assert devices["mock7"].numa_node == 1 and devices["mock7"].memory_size == 16 * GiB
     assert devices["mock8"].numa_node == 0 and devices["mock8"].sriov_totalvfs == 2
     assert devices["mock8"].pci_address == "acc0:08:00.0"
-    assert devices["mock7"].uuid == software_uuid(7, None)
+    assert devices["mock7"].uuid == software_uuid(7, None, bed.uuid_seed())
     assert node.dev_path("mock8").exists()
     node.set_numvfs("mock8", 2)
     node.del_device(8)
@@ -266,11 +302,58 @@ def test_load_wordlist(node):
     refused(lambda: node.write_attr("mock3", "load_wordlist", "2"), errno.EINVAL)
 
 
-def test_dev_read_summary(node, wordlist):
+def custom_wordlist(tmp_path, data: bytes):
+    path = tmp_path / "firmware" / "mock-accel-test-wordlist.txt"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_longest_word_fits_twelve_times(bed, tmp_path):
+    """A list of one 20-byte word: a 12-word passphrase is 251 bytes, and it is served."""
+    word = "w" * WORD_MAX
+    node = bed.load(firmware=custom_wordlist(tmp_path, f"{word}\n".encode()))
+    assert node.discover()["mock0"].wordlist_size == 1
+    assert node.passphrase("mock0", PASSPHRASE_MAX_WORDS) == "-".join([word] * 12)
+
+
+def test_words_too_long_for_a_passphrase_are_refused_at_load(bed, tmp_path):
+    """A word of 21 bytes: twelve of them cannot fit 255 bytes, so the list is refused when it
+    loads (module load and load_wordlist), never later as -EIO from a passphrase read."""
+    firmware = custom_wordlist(tmp_path, b"ab\n" + b"x" * (WORD_MAX + 1) + b"\n")
+    node = bed.load(firmware=firmware)
+    assert all(not d.wordlist_loaded and d.wordlist_size == 0 for d in snapshot(node).values())
+    with pytest.raises(OSError) as caught:
+        node.passphrase("mock0", PASSPHRASE_MAX_WORDS)
+    assert caught.value.errno == errno.ENOENT
+    firmware.write_bytes(b"ab\ncd\n")
+    node.load_wordlist("mock0")
+    assert snapshot(node)["mock1"].wordlist_size == 2
+    firmware.write_bytes(b"ab\n" + b"y" * (WORD_MAX + 1) + b"\n")
+    refused(lambda: node.load_wordlist("mock0"), errno.EINVAL)
+    assert snapshot(node)["mock1"].wordlist_size == 2  # the loaded list stays
+    assert set(node.passphrase("mock0", PASSPHRASE_MAX_WORDS).split("-")) <= {"ab", "cd"}
+
+
+def test_crlf_wordlist_loads_without_the_cr(bed, tmp_path):
+    node = bed.load(firmware=custom_wordlist(tmp_path, b"ab\r\ncd\r\nef\r"))
+    assert snapshot(node)["mock0"].wordlist_size == 3
+    words = set(node.passphrase("mock0", PASSPHRASE_MAX_WORDS).split("-"))
+    assert words <= {"ab", "cd", "ef"}, words
+
+
+@pytest.mark.parametrize("data", [b"ab\r\n\r\ncd\n", b"a\rb\n", b"ab\n\r", b"ab\n\n"])
+def test_stray_cr_and_empty_lines_are_refused(bed, tmp_path, data):
+    node = bed.load(firmware=custom_wordlist(tmp_path, data))
+    assert not snapshot(node)["mock0"].wordlist_loaded
+
+
+def test_dev_read_summary(bed, node, wordlist):
     text = node.dev_path("mock1").read_text()
     lines = text.splitlines()
     assert lines[:7] == ["Mock Accelerator Device", "Name: mock1",
-                         f"UUID: {software_uuid(1, None)}", f"Memory: {16 * GiB} bytes",
+                         f"UUID: {software_uuid(1, None, bed.uuid_seed())}",
+                         f"Memory: {16 * GiB} bytes",
                          "Status: 0x00000001", "NUMA Node: 1", "Wordlist: 7776 words loaded"]
     match = re.fullmatch(r"Sample Passphrase \(6 words\): (\S+)", lines[7])
     assert match

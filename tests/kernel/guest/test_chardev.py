@@ -120,6 +120,25 @@ def test_passphrase_errors_without_firmware_and_on_failure(kernel):
     assert since_load.count("mock-accel-absent.txt not found") == 1, since_load
 
 
+def test_refused_wordlist_is_one_log_line_naming_line_and_rule(kernel, tmp_path):
+    """A word too long for a passphrase: one kernel log line at load and one per refused
+    load_wordlist, naming the file, the line and the limit."""
+    firmware = tmp_path / "mock-accel-long.txt"
+    firmware.write_bytes(b"ab\n" + b"x" * 21 + b"\n")
+    before = kernel_log()
+    kernel.load(firmware=firmware)
+    fd = os.open(kernel.node.attribute_path("mock2", "load_wordlist"), os.O_WRONLY)
+    try:  # one write(2), one call of the store (a buffered file may flush twice)
+        expect_errno(errno.EINVAL, lambda: os.write(fd, b"1"))
+    finally:
+        os.close(fd)
+    lines = [line for line in kernel_log()[len(before):].splitlines()
+             if "mock_accel: wordlist" in line]
+    why = ("wordlist firmware mock-accel-long.txt line 2: a word of 21 bytes; 12 words joined "
+           "by '-' must fit a 255-byte passphrase, so words have at most 20 bytes; refused")
+    assert len(lines) == 2 and all(line.endswith(why) for line in lines), lines
+
+
 def test_removed_device_with_open_file(kernel):
     device = DeviceFile("/dev/mock1")
     kernel.node.del_device(1)
