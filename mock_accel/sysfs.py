@@ -246,8 +246,11 @@ class SysfsNode:
         return path.read_bytes().decode("utf-8", "backslashreplace")
 
     def _write(self, path: Path, value: str) -> None:
-        with open(path, "w") as handle:
-            handle.write(value)
+        # one unbuffered write(2): a buffered file retries a refused value when it closes
+        data = value.encode()
+        with open(path, "wb", buffering=0) as handle:
+            if handle.write(data) != len(data):
+                raise OSError(errno.EIO, f"short write of {len(data)} bytes to {path}")
 
 # %% ../nbs/04_sysfs.ipynb #718e644c
 @patch

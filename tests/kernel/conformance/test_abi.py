@@ -268,6 +268,20 @@ def test_new_device_existing_and_del_unknown(node):
     assert snapshot(node) == before
 
 
+def _write_syscalls() -> int:
+    for line in open("/proc/thread-self/io"):
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscw in /proc/thread-self/io")
+
+
+def test_a_refused_write_reaches_the_store_once(node):
+    # a buffered file retried a refused write at close: the kernel saw (and logged) it twice
+    before = _write_syscalls()
+    refused(lambda: node.write_control("del_device", "x"), errno.EINVAL)
+    assert _write_syscalls() - before <= 1
+
+
 # -- passphrases and firmware -----------------------------------------------------------------
 
 def test_passphrase_through_sysfs(node, wordlist):
