@@ -96,4 +96,19 @@ case "$vermagic" in
 	;;
 esac
 cp "$src/mock-accel.ko" "$out/"
-echo "build-kmod: $out/mock-accel.ko ($vermagic)"
+# What built it, recorded beside the module: the builder, and every package installed in it
+# with its exact version (headers, compiler, make, kmod, and what they pulled in).
+{
+	echo "# mock-accel.ko for $kver: built by build-kmod.sh in a $family builder"
+	echo "vermagic=$vermagic"
+	echo "srcversion=$(modinfo -F srcversion "$src/mock-accel.ko")"
+	echo "sha256=$(sha256sum "$src/mock-accel.ko" | cut -d' ' -f1)"
+	# shellcheck disable=SC1091 # the builder image's, not ours
+	echo "builder=$(. /etc/os-release && echo "${PRETTY_NAME:-$ID}")"
+	echo "# builder packages"
+	case "$family" in
+	fedora | rhel) rpm -qa --qf '%{NAME}=%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n' | sort ;;
+	*) dpkg-query -W -f '${Package}=${Version}\n' | sort ;;
+	esac
+} >"$out/mock-accel.build-manifest"
+echo "build-kmod: $out/mock-accel.ko ($vermagic), packages in $out/mock-accel.build-manifest"
