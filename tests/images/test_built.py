@@ -1,0 +1,168 @@
+"""The images `make images` built, run in our Docker engine: the driver answers with the one
+version, runs as 65532 and carries no trace of the CA pip was lent; the module image holds a
+module equal to a `make kmod` build for its kernel, with the packages that built it recorded.
+
+`make images-test` builds them and runs these with MOCK_ACCEL_IMAGES=1 (a missing image then
+fails); without it they are skipped when the engine or an image is absent.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tools import images
+from tools.docker import answers, docker
+from tools.docker import env as docker_env
+from tools.images.build import build_ca, default_kernel
+from tools.locate import REPO
+
+pytestmark = pytest.mark.images
+REQUIRED = os.environ.get("MOCK_ACCEL_IMAGES") == "1"
+
+
+def _need(image: str) -> str:
+    if shutil.which("docker") and answers() and docker("image", "inspect", image,
+                                                         check=False).returncode == 0:
+        return image
+    if REQUIRED:
+        pytest.fail(f"{image} is not in our engine: make images builds it")
+    pytest.skip(f"{image} not built (make images-test builds and runs these)")
+
+
+@pytest.fixture(scope="module")
+def driver() -> str:
+    return _need(images.driver_image())
+
+
+@pytest.fixture(scope="module")
+def kver() -> str:
+    return default_kernel()
+
+
+@pytest.fixture(scope="module")
+def module(kver) -> str:
+    return _need(images.module_image(kver))
+
+
+def run(image: str, *args: str, entrypoint: str | None = None) -> subprocess.CompletedProcess:
+    ep = ["--entrypoint", entrypoint] if entrypoint else []
+    return docker("run", "--rm", "--network", "none", *ep, image, *args, check=False,
+                  timeout=120)
+
+
+def test_driver_prints_the_one_version(driver):
+    proc = run(driver, "--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"mock-accel {images.version()}"
+
+
+def test_driver_node_agent_help(driver):
+    proc = run(driver, "node-agent", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--health-port" in proc.stdout or "node-agent" in proc.stdout
+
+
+def test_driver_runs_as_65532_by_default(driver):
+    user = docker("image", "inspect", "-f", "{{.Config.User}}", driver).stdout.strip()
+    assert user == "65532:65532"
+    proc = run(driver, "-c", "import os; print(os.getuid(), os.getgid())",
+               entrypoint="/opt/mock-accel/bin/python")
+    assert proc.stdout.split() == ["65532", "65532"], proc.stderr
+
+
+def _pem_blocks(text: str) -> set[str]:
+    return set(re.findall(r"-----BEGIN CERTIFICATE-----\n(.*?)-----END CERTIFICATE-----", text,
+                          re.S))
+
+
+def test_driver_image_holds_no_build_ca(driver):
+    """The CA lent to pip stays in the build stage: no build-ca file, and none of the bundle's
+    certificates that public bundles lack (this host's TLS proxy CA) anywhere in the image."""
+    files = {}
+    cid = docker("create", driver, "true").stdout.strip()
+    try:
+        tar = subprocess.run(["docker", "export", cid], capture_output=True, check=True,
+                             env=docker_env(), timeout=300).stdout
+    finally:
+        docker("rm", cid, check=False)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        for m in t.getmembers():
+            assert "build-ca" not in m.name, m.name
+            if m.isfile() and m.size < 4 << 20:
+                files[m.name] = t.extractfile(m).read()
+    blob = b"".join(files.values()).replace(b"\n", b"")
+    ca = build_ca()
+    if ca is None:
+        return
+    public = set()
+    for name, data in files.items():  # the image's own public bundles (certifi's)
+        if name.endswith((".pem", ".crt")):
+            public |= _pem_blocks(data.decode(errors="replace"))
+    private = _pem_blocks(ca.read_text()) - public
+    for block in private:
+        assert block.replace("\n", "").encode() not in blob, block[:64]
+    history = docker("history", "--no-trunc", driver).stdout
+    assert "build-ca" not in history
+
+
+def _copy_out(image: str, path: str, dest: Path) -> Path:
+    cid = docker("create", image, "true").stdout.strip()  # never started: no command needed
+    try:
+        docker("cp", f"{cid}:{path}", str(dest))
+    finally:
+        docker("rm", cid, check=False)
+    return dest
+
+
+def _modinfo(ko: Path, field: str) -> str:
+    return subprocess.run(["modinfo", "-F", field, str(ko)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_module_matches_a_make_kmod_build(module, kver, tmp_path):
+    """The image's mock-accel.ko is what `make kmod` builds from the same sources for the same
+    kernel: same vermagic, srcversion, parameters and code size."""
+    ko = _copy_out(module, f"/opt/lib/modules/{kver}/mock-accel.ko", tmp_path / "image.ko")
+    src = tmp_path / "kmod"
+    shutil.copytree(REPO / "kmod", src, ignore=shutil.ignore_patterns(
+        "*.o", "*.ko", "*.mod*", ".*.cmd", "Module.symvers", "modules.order", "*.log"))
+    kdir = Path(f"/lib/modules/{kver}/build")
+    assert (kdir / "Makefile").exists(), f"no headers for {kver}: make deps installs them"
+    subprocess.run(["make", "-C", str(src), f"KDIR={kdir}", "modules"], check=True,
+                   capture_output=True, timeout=600)
+    host = src / "mock-accel.ko"
+    for field in ("vermagic", "srcversion", "parm", "license"):
+        assert _modinfo(ko, field) == _modinfo(host, field), field
+    assert _modinfo(ko, "vermagic").startswith(f"{kver} ")
+
+    def text_size(path: Path) -> int:
+        out = subprocess.run(["size", "-A", str(path)], capture_output=True, text=True,
+                             check=True).stdout
+        return sum(int(line.split()[1]) for line in out.splitlines()
+                   if line.startswith(".text"))
+    assert text_size(ko) == text_size(host)
+
+
+def test_module_image_layout_and_manifest(module, kver):
+    """KMM's layout (modprobe finds the module under /opt), the wordlist, and the manifest of
+    every package the builder installed, with exact versions."""
+    proc = run(module, "modprobe", "-d", "/opt", "-S", kver, "--show-depends", "mock-accel")
+    assert proc.stdout.strip() == f"insmod /opt/lib/modules/{kver}/mock-accel.ko", proc.stderr
+    assert run(module, "test", "-s", "/firmware/mock-accel-wordlist.txt").returncode == 0
+    manifest = run(module, "cat", f"/opt/lib/modules/{kver}/mock-accel.build-manifest").stdout
+    lines = manifest.splitlines()
+    assert f"vermagic={kver} " in manifest
+    for pkg in (f"linux-headers-{kver}", "gcc", "make", "kmod"):
+        assert any(re.fullmatch(rf"{re.escape(pkg)}=\S+", x) for x in lines), (pkg, manifest)
+    final = lines[lines.index("# final image") + 1]
+    assert re.fullmatch(r"kmod=\S+", final)
+    sha = next(x for x in lines if x.startswith("sha256="))
+    digest = run(module, "sha256sum", f"/opt/lib/modules/{kver}/mock-accel.ko").stdout.split()[0]
+    assert sha == f"sha256={digest}"

@@ -1,0 +1,18 @@
+# The images this project builds (tools/images, images/README.md): the Debian bases from
+# packages (mmdebstrap + docker import, cached in our engine by their inputs), then the driver
+# image and the module image for the kernel `make kmod` builds for, tagged with the one version
+# (settings.ini). `make images-test` builds them and runs the tests on the built images.
+.PHONY: images images-lock images-test
+
+APT_PACKAGES += mmdebstrap
+
+images: dockerd-up firmware
+	@echo "==> images (tools/images): bases, driver, module"
+	$(PYTHON) -m tools.images build
+
+# Rewrite images/driver/*.lock after a change of pyproject.toml's dependencies (PyPI).
+images-lock:
+	$(PYTHON) -m tools.images lock
+
+images-test: images
+	$(PYTHON) -m pytest tests/images $(PYTEST_ARGS)
