@@ -58,8 +58,7 @@ default
 {{- end -}}
 
 {{- define "mock-device.image" -}}
-{{- $tag := default .root.Chart.AppVersion .image.tag -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- include "mock-device.imageRef" (dict "repository" .image.repository "tag" (default .root.Chart.AppVersion .image.tag) "digest" .image.digest) -}}
 {{- end -}}
 
 {{- define "mock-device.imagePullSecrets" -}}
@@ -141,4 +140,13 @@ tolerations:
 {{- else -}}
 {{- .Values.draDriver.hostRoot -}}
 {{- end -}}
+{{- end -}}
+
+{{/* An image reference: repository:tag, repository:tag@digest when a digest is set (the tag
+stays for people to read; the runtime pulls by digest), repository@digest without a tag. */}}
+{{- define "mock-device.imageRef" -}}
+{{- $ref := .repository -}}
+{{- with .tag }}{{ $ref = printf "%s:%s" $ref . }}{{ end -}}
+{{- with .digest }}{{ $ref = printf "%s@%s" $ref . }}{{ end -}}
+{{- $ref -}}
 {{- end -}}

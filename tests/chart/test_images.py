@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from .chart import REPO, inlined_files, kmod_sources, one, render
+from .chart import (
+    REPO,
+    container,
+    daemonset,
+    find,
+    inlined_files,
+    kmod_sources,
+    one,
+    render,
+    render_error,
+)
 
 DRIVER_FILE = REPO / "images" / "driver" / "Containerfile"
 KMOD_FILE = REPO / "images" / "kmod" / "Containerfile"
@@ -134,6 +144,8 @@ def test_driver_wheel_builds_from_the_copied_files(tmp_path):
     for word, args in instructions(DRIVER_FILE.read_text()):
         if word == "COPY" and not args.startswith("--from="):
             *srcs, dest = args.split()
+            if dest.startswith("/"):  # the locks and the CA folder: not the wheel's
+                continue
             for src in srcs:
                 target = ctx / dest if dest.endswith("/") and dest != "./" else ctx
                 if (REPO / src).is_dir():
@@ -233,3 +245,167 @@ def test_build_script_builds_the_inlined_sources(tmp_path):
     proc = subprocess.run(["sh", str(script), "fedora", "6.18.44-custom", str(tmp_path / "x"),
                            str(src)], capture_output=True, text=True)
     assert proc.returncode == 1 and "KMOD_DISTRO=" in proc.stderr
+
+
+# ------------------------------------------------------------------ the images the chart runs
+
+DIGEST = "sha256:" + "ab" * 32
+SEED_REGISTRY = "ghcr.io/fabiendupont"  # the seed system's images: another program
+
+
+def _all_images(objs: list[dict]) -> list[str]:
+    """Every image a rendered object names: containers, init containers, KMM's mappings."""
+    found = []
+    for obj in objs:
+        pod = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            found.append(c["image"])
+        loader = obj.get("spec", {}).get("moduleLoader", {}).get("container", {})
+        found += [m["containerImage"] for m in loader.get("kernelMappings", [])]
+    return found
+
+
+@pytest.mark.parametrize("mode", [(), ("kernelModule.enabled=true",),
+                                  ("kernelModule.enabled=true", "kernelModule.mode=build")],
+                         ids=["default", "prebuilt", "build"])
+def test_no_template_renders_the_seed_images(mode):
+    """The defaults are the images this project builds (`make images`), never the seed's."""
+    objs = render(*mode)
+    images = _all_images(objs)
+    assert images and not [i for i in images if SEED_REGISTRY in i], images
+    text = "\n".join(str(o) for o in objs)
+    assert SEED_REGISTRY not in text
+    for image in images:
+        assert image.startswith(("localhost/mock-accel/dra-driver:",
+                                 "localhost/mock-accel/module:")), image
+
+
+def test_driver_images_by_digest():
+    version = _chart()["appVersion"]
+    plain = {container(daemonset(render(), c))["image"] for c in ("controller", "node-agent")}
+    assert plain == {f"localhost/mock-accel/dra-driver:{version}"}
+    objs = render(f"draDriver.controller.image.digest={DIGEST}",
+                  f"draDriver.nodeAgent.image.digest={DIGEST}",
+                  "draDriver.nodeAgent.image.tag=v9")
+    assert container(daemonset(objs, "controller"))["image"] == (
+        f"localhost/mock-accel/dra-driver:{version}@{DIGEST}")
+    agent = daemonset(objs, "node-agent")["spec"]["template"]["spec"]
+    assert {c["image"] for c in agent["containers"] + agent.get("initContainers", [])} == {
+        f"localhost/mock-accel/dra-driver:v9@{DIGEST}"}
+    for bad in ("latest", "sha256:xyz", "sha256:" + "AB" * 32):
+        err = render_error(f"draDriver.controller.image.digest={bad}")
+        assert "digest" in err, err
+
+
+def test_module_image_by_digest():
+    """Prebuilt: `<repository>:<appVersion>-${KERNEL_FULL_VERSION}` (what make images tags), with
+    the digest when one is set; a build-mode target has no digest to pin (KMM pushes it)."""
+    version = _chart()["appVersion"]
+    objs = render("kernelModule.enabled=true", "kernelModule.image.tag=6.1.0-57-amd64",
+                  f"kernelModule.image.digest={DIGEST}")
+    (module,) = find(objs, "Module")
+    (m,) = module["spec"]["moduleLoader"]["container"]["kernelMappings"]
+    assert m["containerImage"] == f"localhost/mock-accel/module:6.1.0-57-amd64@{DIGEST}"
+    objs = render("kernelModule.enabled=true", "kernelModule.mode=build",
+                  f"kernelModule.image.digest={DIGEST}")
+    (m,) = find(objs, "Module")[0]["spec"]["moduleLoader"]["container"]["kernelMappings"]
+    assert m["containerImage"] == f"localhost/mock-accel/module:{version}-${{KERNEL_FULL_VERSION}}"
+    assert "digest" in render_error("kernelModule.enabled=true", "kernelModule.image.digest=x")
+
+
+def test_base_images_by_digest_reach_the_build_args():
+    """Builder and final bases are build args: a digest-pinned reference passes through whole."""
+    pinned = f"docker.io/library/debian:bookworm@{DIGEST}"
+    objs = render("kernelModule.enabled=true", "kernelModule.mode=build",
+                  f"kernelModule.build.builderImages.debian={pinned}",
+                  f"kernelModule.build.baseImage={pinned}")
+    (m,) = find(objs, "Module")[0]["spec"]["moduleLoader"]["container"]["kernelMappings"]
+    args = {a["name"]: a["value"] for a in m["build"]["buildArgs"]}
+    assert args["DEBIAN_IMAGE"] == args["BASE_IMAGE"] == pinned
+
+
+# ------------------------------------------------------------------------------ one version
+
+def _chart() -> dict:
+    import yaml
+    return yaml.safe_load((REPO / "chart" / "Chart.yaml").read_text())
+
+
+def test_one_version_for_package_chart_and_images():
+    """settings.ini is the one place: the package, the chart's version and appVersion, and the
+    tags `make images` gives (tools.images) all carry it."""
+    import configparser
+
+    import mock_accel
+    from tools import images
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "settings.ini")
+    version = cfg["DEFAULT"]["version"]
+    chart = _chart()
+    assert (mock_accel.__version__, chart["version"], chart["appVersion"]) == (version,) * 3
+    assert images.version() == version
+    assert images.driver_image() == f"{images.DRIVER_REPO}:{version}"
+    assert images.module_image("6.1.0-57-amd64") == f"{images.MODULE_REPO}:{version}-6.1.0-57-amd64"
+    values = (REPO / "chart" / "values.yaml").read_text()
+    assert f"repository: {images.DRIVER_REPO}\n" in values
+    assert f"repository: {images.MODULE_REPO}\n" in values
+
+
+# ------------------------------------------------------------------- the driver's lock files
+
+def _lock(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """name (normalised) -> (pinned version, hashes) of a hash-checking requirements file."""
+    from packaging.utils import canonicalize_name
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    pins = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        req, *opts = line.split()
+        name, sep, version = req.partition("==")
+        assert sep and version, f"{path.name}: {req} is not pinned with =="
+        hashes = [o.removeprefix("--hash=sha256:") for o in opts]
+        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), line[:80]
+        pins[canonicalize_name(name)] = (version, hashes)
+    return pins
+
+
+def lock_problems(dependencies: list[str], pins: dict) -> list[str]:
+    """What a lock lacks for these requirements: a missing package or a pin out of bounds."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    problems = []
+    for dep in dependencies:
+        req = Requirement(dep)
+        pin = pins.get(canonicalize_name(req.name))
+        if pin is None:
+            problems.append(f"{req.name}: not in the lock")
+        elif not req.specifier.contains(pin[0], prereleases=True):
+            problems.append(f"{req.name}: {pin[0]} outside {req.specifier}")
+    return problems
+
+
+def test_driver_lock_covers_pyproject():
+    """Every runtime dependency of pyproject.toml is pinned exactly, with hashes, inside its
+    bounds (`make images-lock` rewrites the lock); the build lock pins [build-system]."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    pins = _lock(REPO / "images" / "driver" / "requirements.lock")
+    assert lock_problems(project["project"]["dependencies"], pins) == []
+    assert "grpcio-health-checking" in pins
+    build = _lock(REPO / "images" / "driver" / "build-requirements.lock")
+    assert lock_problems(project["build-system"]["requires"], build) == []
+    # The check bites: a dependency pyproject gains, or a floor the pin falls below.
+    assert lock_problems(["newpackage>=1"], pins) == ["newpackage: not in the lock"]
+    grpc = pins["grpcio"][0]
+    assert lock_problems([f"grpcio>{grpc}"], pins) == [f"grpcio: {grpc} outside >{grpc}"]
+
+
+def test_driver_containerfile_installs_from_the_lock_only():
+    """pip in hash-checking mode from the lock; the CA folder only in the build stage."""
+    steps = instructions(DRIVER_FILE.read_text())
+    runs = " ".join(args for word, args in steps if word == "RUN")
+    assert "--require-hashes" in runs and "-r /tmp/lock/requirements.lock" in runs
+    assert "-r /tmp/lock/build-requirements.lock" in runs
+    final = steps[max(i for i, (w, _) in enumerate(steps) if w == "FROM"):]
+    copies = [args for word, args in final if word == "COPY"]
+    assert copies == ["--from=build /opt/mock-accel/ /opt/mock-accel/"]

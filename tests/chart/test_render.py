@@ -61,14 +61,14 @@ def test_values_use_the_seed_names_and_defaults():
     assert d["name"] == DRIVER
     for comp in ("controller", "nodeAgent"):
         assert d[comp]["enabled"] is True and d[comp]["verbosity"] == 5
-        assert d[comp]["image"] == {"repository": "ghcr.io/fabiendupont/mock-accel-dra-driver",
-                                    "tag": "", "pullPolicy": "IfNotPresent"}
+        assert d[comp]["image"] == {"repository": "localhost/mock-accel/dra-driver",
+                                    "tag": "", "digest": "", "pullPolicy": "IfNotPresent"}
         assert set(d[comp]["resources"]) == {"requests", "limits"}
     assert d["controller"]["rescanInterval"] == "30s"
     assert d["nodeAgent"]["pluginSocket"] == f"/var/lib/kubelet/plugins/{DRIVER}"
     assert (km["enabled"], km["moduleName"], km["mode"]) == (False, "mock-accel", "prebuilt")
-    assert km["image"]["repository"] == "ghcr.io/fabiendupont/mock-accel-module"
-    assert km["image"]["tag"] == "v1.0.0-fc43"
+    assert km["image"]["repository"] == "localhost/mock-accel/module"
+    assert (km["image"]["tag"], km["image"]["digest"]) == ("", "")
     assert km["firmware"]["enabled"] is True
     assert km["firmware"]["configMapName"] == "mock-accel-firmware"
     assert km["build"]["dockerfile"]["configMapEnabled"] is True
@@ -346,7 +346,7 @@ def test_each_component_uses_its_own_image():
     assert (agent["image"], agent["imagePullPolicy"]) == ("reg.example/agent:a1", "IfNotPresent")
     appversion = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     default = container(daemonset(render(), "node-agent"))["image"]
-    assert default == f"ghcr.io/fabiendupont/mock-accel-dra-driver:{appversion}"
+    assert default == f"localhost/mock-accel/dra-driver:{appversion}"
 
 
 def test_components_can_be_disabled():
@@ -496,9 +496,10 @@ def test_prebuilt_module():
     c = spec["moduleLoader"]["container"]
     assert c["modprobe"]["moduleName"] == "mock-accel"
     assert c["modprobe"]["firmwarePath"] == "/firmware"
+    appversion = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert c["kernelMappings"] == [{
-        "regexp": r"^.*\.fc43\.x86_64$",
-        "containerImage": "ghcr.io/fabiendupont/mock-accel-module:v1.0.0-fc43"}]
+        "regexp": "^.+$",
+        "containerImage": f"localhost/mock-accel/module:{appversion}-${{KERNEL_FULL_VERSION}}"}]
     assert spec["selector"] == {"kubernetes.io/os": "linux"}
     assert "imageRepoSecret" not in spec
     assert not find(objs, "ConfigMap", "mock-device-kmod-dockerfile")
@@ -555,7 +556,7 @@ def test_build_module():
     (m,) = mappings(objs)
     assert m["regexp"] == "^.*$"
     assert "${KERNEL_FULL_VERSION}" in m["containerImage"]
-    assert m["containerImage"].startswith("ghcr.io/fabiendupont/mock-accel-module:")
+    assert m["containerImage"].startswith("localhost/mock-accel/module:")
     assert m["build"]["dockerfileConfigMap"] == {"name": "mock-device-kmod-dockerfile"}
     args = {a["name"]: a["value"] for a in m["build"]["buildArgs"]}
     assert {"FEDORA_IMAGE", "RHEL_IMAGE", "DEBIAN_IMAGE", "UBUNTU_IMAGE", "BASE_IMAGE"} <= set(args)
@@ -584,7 +585,7 @@ def test_prebuilt_tag_really_changes_the_image():
     objs = render("kernelModule.enabled=true", "kernelModule.mode=prebuilt",
                   "kernelModule.prebuilt.image.tag=v0.2.0-fc43")
     assert [m["containerImage"] for m in mappings(objs)] == [
-        "ghcr.io/fabiendupont/mock-accel-module:v0.2.0-fc43"]
+        "localhost/mock-accel/module:v0.2.0-fc43"]
     objs = render(*MODES["prebuilt"], "kernelModule.image.repository=reg.example/kmod",
                   "kernelModule.image.tag=${KERNEL_FULL_VERSION}")
     assert [m["containerImage"] for m in mappings(objs)] == [
