@@ -11,12 +11,15 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from mock_accel.wait import wait_until
 from tools import images
 from tools.docker import answers, docker
 from tools.docker import env as docker_env
@@ -166,3 +169,62 @@ def test_module_image_layout_and_manifest(module, kver):
     sha = next(x for x in lines if x.startswith("sha256="))
     digest = run(module, "sha256sum", f"/opt/lib/modules/{kver}/mock-accel.ko").stdout.split()[0]
     assert sha == f"sha256={digest}"
+
+
+def _tool(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tools.images", *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, **kw)
+
+
+def test_a_failing_step_is_named_in_one_line(module):
+    """A kernel the mirror has no headers for: the module step fails, exit 1, one line naming
+    the step and the reason build-kmod.sh gave (not docker's exit-status line)."""
+    proc = _tool("build", "--only", "module", "--kernel", "0.0.1-1-amd64")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, out[-2000:] + err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("tools.images: step module 0.0.1-1-amd64: docker build failed"), err
+    assert "linux-headers-0.0.1-1-amd64 is not in this builder's repositories" in err
+    assert "Traceback" not in out + err
+
+
+def test_a_killed_base_build_is_rebuilt_not_reused(tmp_path):
+    """A run killed while it writes a base's root filesystem leaves a .part and no image; the
+    next run deletes it, builds the base whole and imports it (a throwaway base of our own)."""
+    if not (shutil.which("mmdebstrap") and shutil.which("docker") and answers()):
+        if REQUIRED:
+            pytest.fail("mmdebstrap or our engine is missing: make deps, make dockerd-up")
+        pytest.skip("mmdebstrap or our engine missing")
+    code = ("import sys; from tools import images; images.BASES['killtest'] = []; "
+            "from tools.images.bases import build_base; print(build_base('killtest'))")
+    # mmdebstrap's own temporary directory (left behind by the kill) goes to tmp_path too
+    (tmp_path / "tmp").mkdir()
+    env = {"MOCK_ACCEL_IMAGES_CACHE": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
+    tag = subprocess.run([sys.executable, "-c", "from tools import images; "
+                          "images.BASES['killtest'] = []; print(images.base_image('killtest'))"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
+    docker("rmi", tag, check=False)
+    first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO), **env})
+    try:
+        wait_until(lambda: any(tmp_path.glob("*.tar.part")) or first.poll() is not None,
+                   timeout=600, interval=0.05, what="the first run to write its root filesystem")
+        assert first.poll() is None, "the first run ended before it could be killed"
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        assert any(tmp_path.glob("*.tar.part"))
+        assert docker("image", "inspect", tag, check=False).returncode != 0
+        second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=900)
+        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+        assert second.stdout.strip().splitlines()[-1] == tag
+        assert not list(tmp_path.glob("*.tar*"))
+        assert "dpkg=" in next(tmp_path.glob("*.packages")).read_text()
+        assert run(tag, "true", entrypoint="/bin/true").returncode == 0
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        docker("rmi", tag, check=False)

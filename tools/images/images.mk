@@ -15,4 +15,4 @@ images-lock:
 	$(PYTHON) -m tools.images lock
 
 images-test: images
-	$(PYTHON) -m pytest tests/images $(PYTEST_ARGS)
+	MOCK_ACCEL_IMAGES=1 $(PYTHON) -m pytest tests/images $(PYTEST_ARGS)

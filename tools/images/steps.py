@@ -30,7 +30,10 @@ def run(step: str, cmd: list[str], *, quiet: bool = False, **kw) -> str:
             print(f"    {line}", end="", flush=True)
     proc.wait()
     if proc.returncode != 0:
-        last = next((x for x in reversed(lines) if x.strip()), "(no output)")
+        # The last line that says something: docker's "The command ... returned a non-zero
+        # code" only repeats the exit status of the line before it.
+        last = next((x for x in reversed(lines) if x.strip()
+                     and "returned a non-zero code" not in x), "(no output)")
         raise ImageError(f"step {step} failed (exit {proc.returncode}): {last.strip()}")
     say(f"    [{step}] done in {time.monotonic() - t0:.0f} s")
     return "\n".join(lines)
