@@ -227,6 +227,12 @@ def test_build_script_builds_the_inlined_sources(tmp_path):
     vermagic = subprocess.run(["modinfo", "-F", "vermagic", str(ko)], capture_output=True,
                               text=True, check=True).stdout
     assert vermagic.startswith(f"{kver} ")
+    # KMM's build records what built the module: the exact versions of the builder's packages.
+    manifest = (out / "mock-accel.build-manifest").read_text().splitlines()
+    headers = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", f"linux-headers-{kver}"],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"linux-headers-{kver}={headers}" in manifest
+    assert "vermagic=" + vermagic.removesuffix("\n") in manifest
     params = set(subprocess.run(["modinfo", "-F", "parm", str(ko)], capture_output=True,
                                 text=True, check=True).stdout.splitlines())
     chart_params = {p.split("=")[0] for p in one(objs, "Module")["spec"]["moduleLoader"][

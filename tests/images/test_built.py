@@ -187,6 +187,9 @@ def test_a_failing_step_is_named_in_one_line(module):
     assert err.startswith("tools.images: step module 0.0.1-1-amd64: docker build failed"), err
     assert "linux-headers-0.0.1-1-amd64 is not in this builder's repositories" in err
     assert "Traceback" not in out + err
+    # and the failed step's container is gone (docker build --force-rm)
+    left = docker("ps", "-a", "--no-trunc", "--format", "{{.Command}}").stdout
+    assert "0.0.1-1-amd64" not in left
 
 
 def test_a_killed_base_build_is_rebuilt_not_reused(tmp_path):

@@ -27,7 +27,8 @@ def build_ca() -> Path | None:
 
 
 def _docker_build(step: str, containerfile: str, tag: str, args: dict[str, str]) -> str:
-    cmd = ["docker", "build", "--network", "host", "-f", containerfile, "-t", tag,
+    # --force-rm: a failed step leaves no container behind (the legacy builder keeps it)
+    cmd = ["docker", "build", "--force-rm", "--network", "host", "-f", containerfile, "-t", tag,
            "--label", f"org.opencontainers.image.version={version()}"]
     for k, v in args.items():
         cmd += ["--build-arg", f"{k}={v}"]
