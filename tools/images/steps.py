@@ -1,6 +1,7 @@
 """One build step: announced, timed, its output streamed, a failure named in one line."""
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -31,10 +32,11 @@ def run(step: str, cmd: list[str], *, quiet: bool = False, **kw) -> str:
     proc.wait()
     if proc.returncode != 0:
         # The last line that says something: docker's "The command ... returned a non-zero
-        # code" only repeats the exit status of the line before it.
-        last = next((x for x in reversed(lines) if x.strip()
-                     and "returned a non-zero code" not in x), "(no output)")
-        raise ImageError(f"step {step} failed (exit {proc.returncode}): {last.strip()}")
+        # code" and "Removing intermediate container" only follow the line that says why.
+        plain = (re.sub(r"\x1b\[[0-9;]*m", "", x).strip() for x in reversed(lines))
+        last = next((x for x in plain if x and not re.search(
+            r"returned a non-zero code|^Removing intermediate container", x)), "(no output)")
+        raise ImageError(f"step {step} failed (exit {proc.returncode}): {last}")
     say(f"    [{step}] done in {time.monotonic() - t0:.0f} s")
     return "\n".join(lines)
 
