@@ -352,9 +352,13 @@ def test_one_version_for_package_chart_and_images():
     assert images.version() == version
     assert images.driver_image() == f"{images.DRIVER_REPO}:{version}"
     assert images.module_image("6.1.0-57-amd64") == f"{images.MODULE_REPO}:{version}-6.1.0-57-amd64"
-    values = (REPO / "chart" / "values.yaml").read_text()
-    assert f"repository: {images.DRIVER_REPO}\n" in values
-    assert f"repository: {images.MODULE_REPO}\n" in values
+    # What the chart runs by default is exactly what make images tags.
+    objs = render("kernelModule.enabled=true")
+    assert container(daemonset(objs, "node-agent"))["image"] == images.driver_image()
+    (module,) = find(objs, "Module")
+    (m,) = module["spec"]["moduleLoader"]["container"]["kernelMappings"]
+    kver = "6.1.0-57-amd64"  # KMM puts the node's kernel in
+    assert m["containerImage"].replace("${KERNEL_FULL_VERSION}", kver) == images.module_image(kver)
 
 
 # ------------------------------------------------------------------- the driver's lock files
