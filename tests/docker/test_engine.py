@@ -16,11 +16,16 @@ pytestmark = pytest.mark.skipif(shutil.which("dockerd") is None,
                                 reason="dockerd absent: `make deps` installs Debian's docker.io")
 
 
+def _bridge(root: Path) -> str:
+    return f"madk{root.name[-8:]}".replace("-", "")[:15]
+
+
 def _tool(root: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "MOCK_ACCEL_DOCKER_RUN": str(root / "run"),
            "MOCK_ACCEL_DOCKER_DATA": str(root / "data"),
-           # beside any other engine on this host: no bridge, no iptables rules of its own
-           "MOCK_ACCEL_DOCKERD_ARGS": "--bridge=none --iptables=false --ip-masq=false"}
+           # beside the engine the builds use: a bridge of its own and no iptables rules.
+           # (`--bridge=none` would make dockerd delete the host's docker0, the other engine's)
+           "MOCK_ACCEL_DOCKERD_ARGS": f"--bridge={_bridge(root)} --iptables=false --ip-masq=false"}
     if path is not None:
         env["PATH"] = path
     return subprocess.run([sys.executable, "-m", "tools.docker", *args], env=env, text=True,
@@ -30,9 +35,26 @@ def _tool(root: Path, *args: str, path: str | None = None) -> subprocess.Complet
 @pytest.fixture
 def root():
     d = Path(tempfile.mkdtemp(prefix="ma-dockerd-", dir="/tmp"))  # short: unix socket paths
+    subprocess.run(["ip", "link", "add", _bridge(d), "type", "bridge"], check=True)
     yield d
     _tool(d, "down")
+    subprocess.run(["ip", "link", "del", _bridge(d)], check=False)
     shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_engine_of_the_builds_keeps_its_bridge(root):
+    """A second engine (these tests') must not take the host's docker0 away from the first."""
+    docker0 = Path("/sys/class/net/docker0")
+    made = not docker0.exists()
+    if made:  # no engine owns one now: stand in for it for the length of this test
+        subprocess.run(["ip", "link", "add", "docker0", "type", "bridge"], check=True)
+    try:
+        assert _tool(root, "up").returncode == 0
+        assert _tool(root, "down").returncode == 0
+        assert docker0.exists()
+    finally:
+        if made:
+            subprocess.run(["ip", "link", "del", "docker0"], check=False)
 
 
 def test_up_is_idempotent_and_down_stops_exactly_our_pid(root):
