@@ -42,6 +42,12 @@ def test_wrapper_drops_only_sys_resource(tmp_path):
     after = json.loads((tmp_path / "config.json").read_text())["process"]["capabilities"]
     assert after == {k: ["CAP_CHOWN", "CAP_SYS_ADMIN"] for k in ("bounding", "effective")}
     assert not runc_wrapper.drop_cap(str(tmp_path / "config.json"))  # nothing left to drop
+    (tmp_path / "process.json").write_text(json.dumps({"capabilities": {"bounding": caps}}))
+    assert runc_wrapper.option(["--detach", "--process", "p.json", "id"],
+                               ("--process", "-p")) == "p.json"
+    assert runc_wrapper.drop_cap(str(tmp_path / "process.json"), process_only=True)
+    assert json.loads((tmp_path / "process.json").read_text()) == {
+        "capabilities": {"bounding": ["CAP_CHOWN", "CAP_SYS_ADMIN"]}}
 
 
 @pytest.fixture
@@ -62,7 +68,7 @@ def _busybox_image(root: Path) -> str:
     tar = root / "rootfs.tar"
     with tarfile.open(tar, "w") as t:
         t.add("/bin/busybox", "bin/busybox")
-        for applet in ("sh", "grep"):
+        for applet in ("sh", "grep", "sleep"):
             info = tarfile.TarInfo(f"bin/{applet}")
             info.type, info.linkname = tarfile.SYMTYPE, "busybox"
             t.addfile(info)
@@ -94,3 +100,10 @@ def test_privileged_container_starts_once_the_runtime_is_the_default(root):
     assert wrapped.returncode == 0, wrapped.stderr
     bnd = int(wrapped.stdout.split()[1], 16)
     assert not bnd & (1 << CAP_BIT) and bnd & (1 << 21)  # no SYS_RESOURCE; SYS_ADMIN kept
+    # kind runs everything in its nodes by `docker exec`, which asks for every cap again
+    assert _docker(root, "run", "-d", "--name", "priv", "--network", "none", "--privileged",
+                   image, "sh", "-c", "while :; do sleep 1; done").returncode == 0
+    inside = _docker(root, "exec", "--privileged", "priv", "grep", "CapBnd", "/proc/self/status")
+    assert inside.returncode == 0, inside.stderr
+    assert not int(inside.stdout.split()[1], 16) & (1 << CAP_BIT)
+    _docker(root, "rm", "-f", "priv")
