@@ -61,3 +61,15 @@ def test_a_failing_step_is_named_and_leaves_no_stamp(tmp_path):
 
 def test_the_kind_built_is_the_kind_the_scripts_pin():
     assert gotools.TOOLS["kind"].version == lib_value("KIND_VERSION")
+
+
+def test_caches_of_other_keys_of_this_version_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setattr(nodeimage, "k8s_version", lambda: "v1.37.2")
+    removed = []
+    monkeypatch.setattr(nodeimage, "docker", lambda *a, **k: removed.append(a))
+    keep, stale, other = (tmp_path / n for n in ("v1.37.2-aaa", "v1.37.2-bbb", "v1.36.0-ccc"))
+    for d in (keep, stale, other):
+        (d / "images").mkdir(parents=True)
+    assert nodeimage.prune(keep) == [stale]
+    assert keep.is_dir() and other.is_dir() and not stale.exists()
+    assert removed == [("rmi", "mock-accel/kind-node-base:bbb")]

@@ -439,9 +439,25 @@ def _run_step(i: int, step: str, work: Path, fn, *args) -> dict:
     return result
 
 
+def prune(keep: Path) -> list[Path]:
+    """Remove the caches (and node base images) of this version's other keys: an image built
+    from other inputs is never reused, and each holds a gigabyte of image archives."""
+    gone = []
+    for d in sorted(keep.parent.glob(f"{k8s_version()}-*")):
+        if d == keep or not d.is_dir():
+            continue
+        docker("rmi", f"mock-accel/kind-node-base:{d.name.rsplit('-', 1)[1]}", check=False)
+        shutil.rmtree(d, ignore_errors=True)
+        gone.append(d)
+    if gone:
+        print(f"removed {len(gone)} stale cache(s): {', '.join(d.name for d in gone)}")
+    return gone
+
+
 def build(force: bool = False) -> str:
     """Build (or find) the node image; return its name."""
     work = cache_dir()
+    prune(work)
     if force:
         shutil.rmtree(work / "stamps", ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
