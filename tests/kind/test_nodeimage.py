@@ -73,3 +73,12 @@ def test_caches_of_other_keys_of_this_version_are_pruned(tmp_path, monkeypatch):
     assert nodeimage.prune(keep) == [stale]
     assert keep.is_dir() and other.is_dir() and not stale.exists()
     assert removed == [("rmi", "mock-accel/kind-node-base:bbb")]
+
+
+def test_a_long_command_shows_progress_and_its_failure_its_log(tmp_path, capsys):
+    log = tmp_path / "logs" / "x.log"
+    nodeimage.run_logged(["sh", "-c", "echo step one; sleep 0.5; echo done"], "probe", log,
+                         every=0.2)
+    assert "    ... probe: " in capsys.readouterr().out and "step one" in log.read_text()
+    with pytest.raises(BuildError, match=r"probe failed \(exit 3; log .*x\.log\):\nbroken"):
+        nodeimage.run_logged(["sh", "-c", "echo broken; exit 3"], "probe", log, every=0.2)

@@ -88,6 +88,27 @@ def run(cmd: list[str], what: str, **kw) -> str:
     return r.stdout
 
 
+def run_logged(cmd: list[str], what: str, log: Path, every: float = 30.0) -> None:
+    """Run a long command into `log`, printing its elapsed time and last line every 30 s."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+
+        def finished():
+            if proc.poll() is not None:
+                return True
+            lines = log.read_text(errors="replace").strip().splitlines() or [""]
+            print(f"    ... {what}: {fmt_seconds(time.monotonic() - t0)}, {lines[-1][:80]}",
+                  flush=True)
+            return False
+
+        wait_until(finished, timeout=3600, what=what, interval=every)
+    if proc.returncode:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise BuildError(f"{what} failed (exit {proc.returncode}; log {log}):\n{tail}")
+
+
 def dockerc(*args: str, what: str, **kw) -> str:
     """The docker CLI against our engine (tools.docker); BuildError if it fails."""
     r = docker(*args, check=False, **kw)
@@ -169,8 +190,9 @@ def step_debian_roots(work: Path) -> dict:
         tar = work / f"{which}-rootfs.tar"
         tar.unlink(missing_ok=True)
         t0 = time.monotonic()
-        run(["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE,
-             str(tar)], f"mmdebstrap of the {which} root filesystem", timeout=1800)
+        run_logged(["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}",
+                    SUITE, str(tar)], f"mmdebstrap of the {which} root",
+                   work / "logs" / f"mmdebstrap-{which}.log")
         dockerc("import", str(tar), images[which], what=f"docker import of {tar}")
         tar.unlink()
         print(f"    {images[which]} in {fmt_seconds(time.monotonic() - t0)}", flush=True)
