@@ -5,7 +5,8 @@
 #   make test-kind         create a kind cluster from it, wait for Ready, run a pod, delete it
 .PHONY: kind-node-image kind-runtime test-kind
 
-APT_PACKAGES += mmdebstrap libseccomp-dev gcc
+# libseccomp-dev: runc's seccomp tag (tools/gotools.py; tests/plugin/test_cdi_runc.py uses it too)
+APT_PACKAGES += mmdebstrap libseccomp-dev
 
 kind-node-image: dockerd-up
 	@echo "==> kind node image (tools/kind/nodeimage.py)"

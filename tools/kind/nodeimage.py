@@ -66,7 +66,7 @@ def cache_key() -> str:
              "min": MIN_PACKAGES, "revision": REVISION,
              "tools": {n: gotools.TOOLS[n].key() for n in (*NODE_TOOLS, KIND_TOOL)},
              "files": [hashlib.sha256(p.read_bytes()).hexdigest()
-                       for p in sorted(HERE.glob("*")) if p.is_file() and p.suffix != ".md"]}
+                       for p in sorted(HERE.glob("*")) if p.suffix in (".py", ".c")]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
