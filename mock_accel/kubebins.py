@@ -29,6 +29,9 @@ K8S_BINS = {
     "kubectl": "k8s.io/kubernetes/cmd/kubectl",
 }
 ETCD_PKG = "go.etcd.io/etcd/server/v3"
+# The node's binaries: built from this module by the kind node image (tools/kind), a cache of
+# their own, so adding them changed nothing of the control plane's cache.
+NODE_PKGS = {n: f"k8s.io/kubernetes/cmd/{n}" for n in ("kubelet", "kubeadm", "kube-proxy")}
 ALL_BINS = ("etcd", *K8S_BINS, "helm")
 # What the control plane needs to start (helm and kubectl are client tools).
 SERVER_BINS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
@@ -38,10 +41,10 @@ class BuildError(RuntimeError):
     """A binary is missing and could not be built (the message says what to do)."""
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'MODULE_DIR', 'HELM_VERSION', 'K8S_BINS', 'ETCD_PKG', 'ALL_BINS', 'SERVER_BINS', 'BuildError',
-           'versions', 'wanted_version', 'cache_root', 'cache_bin_dir', 'artifacts_root', 'read_stamp', 'find_bin',
-           'find_bins', 'go_binary', 'go_env', 'fmt_seconds', 'k8s_ldflags', 'helm_ldflags', 'run_go', 'build',
-           'ensure_bins', 'set_version', 'version_of', 'main']
+__all__ = ['PACKAGE_DIR', 'MODULE_DIR', 'HELM_VERSION', 'K8S_BINS', 'ETCD_PKG', 'NODE_PKGS', 'ALL_BINS', 'SERVER_BINS',
+           'BuildError', 'versions', 'wanted_version', 'cache_root', 'cache_bin_dir', 'artifacts_root', 'read_stamp',
+           'find_bin', 'find_bins', 'go_binary', 'go_env', 'fmt_seconds', 'k8s_ldflags', 'helm_ldflags', 'run_go',
+           'build', 'ensure_bins', 'set_version', 'version_of', 'main']
 
 # %% ../nbs/11_kubebins.ipynb #32d22154
 def _require_version(module: str) -> str:
@@ -319,7 +322,8 @@ def _gomod_text(want: str, k8s_mod: str) -> tuple[str, str, int]:
     lines += ["require (", f"\tk8s.io/kubernetes {want}",
               f"\tgo.etcd.io/etcd/server/v3 {etcd.group(1)}", ")", "", "replace ("]
     lines += [f"\t{m} => {m} {staging_v}" for m in staging]
-    lines += [")", "", "tool (", f"\t{ETCD_PKG}", *[f"\t{p}" for p in K8S_BINS.values()], ")", ""]
+    tools = sorted([*K8S_BINS.values(), *NODE_PKGS.values()])
+    lines += [")", "", "tool (", f"\t{ETCD_PKG}", *[f"\t{p}" for p in tools], ")", ""]
     return "\n".join(lines), etcd.group(1), len(staging)
 
 # %% ../nbs/11_kubebins.ipynb #2ff8680a

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,74 +15,48 @@ pytestmark = pytest.mark.skipif(shutil.which("dockerd") is None,
                                 reason="dockerd absent: `make deps` installs Debian's docker.io")
 
 
-def _bridge(root: Path) -> str:
-    return f"madk{root.name[-8:]}".replace("-", "")[:15]
-
-
-def _tool(root: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MOCK_ACCEL_DOCKER_RUN": str(root / "run"),
-           "MOCK_ACCEL_DOCKER_DATA": str(root / "data"),
-           # beside the engine the builds use: a bridge of its own and no iptables rules.
-           # (`--bridge=none` would make dockerd delete the host's docker0, the other engine's)
-           "MOCK_ACCEL_DOCKERD_ARGS": f"--bridge={_bridge(root)} --iptables=false --ip-masq=false"}
-    if path is not None:
-        env["PATH"] = path
-    return subprocess.run([sys.executable, "-m", "tools.docker", *args], env=env, text=True,
-                          capture_output=True, timeout=180)
-
-
-@pytest.fixture
-def root():
-    d = Path(tempfile.mkdtemp(prefix="ma-dockerd-", dir="/tmp"))  # short: unix socket paths
-    subprocess.run(["ip", "link", "add", _bridge(d), "type", "bridge"], check=True)
-    yield d
-    _tool(d, "down")
-    subprocess.run(["ip", "link", "del", _bridge(d)], check=False)
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def test_the_engine_of_the_builds_keeps_its_bridge(root):
+def test_the_engine_of_the_builds_keeps_its_bridge(root, tool_in):
     """A second engine (these tests') must not take the host's docker0 away from the first."""
     docker0 = Path("/sys/class/net/docker0")
     made = not docker0.exists()
     if made:  # no engine owns one now: stand in for it for the length of this test
         subprocess.run(["ip", "link", "add", "docker0", "type", "bridge"], check=True)
     try:
-        assert _tool(root, "up").returncode == 0
-        assert _tool(root, "down").returncode == 0
+        assert tool_in(root, "up").returncode == 0
+        assert tool_in(root, "down").returncode == 0
         assert docker0.exists()
     finally:
         if made:
             subprocess.run(["ip", "link", "del", "docker0"], check=False)
 
 
-def test_up_is_idempotent_and_down_stops_exactly_our_pid(root):
-    first = _tool(root, "up")
+def test_up_is_idempotent_and_down_stops_exactly_our_pid(root, tool_in):
+    first = tool_in(root, "up")
     assert first.returncode == 0, first.stderr
     pid = int((root / "run" / "dockerd.pid").read_text())
-    again = _tool(root, "up")
+    again = tool_in(root, "up")
     assert again.returncode == 0 and f"pid {pid} " in again.stdout  # reused, not a second daemon
-    assert _tool(root, "status").returncode == 0
+    assert tool_in(root, "status").returncode == 0
     assert (root / "data" / "overlay2").is_dir() or (root / "data" / "image").is_dir()
-    assert _tool(root, "down").stdout.strip() == "dockerd stopped"
+    assert tool_in(root, "down").stdout.strip() == "dockerd stopped"
     stat = Path(f"/proc/{pid}/stat")
     assert not stat.exists() or stat.read_text().split()[2] == "Z"
-    gone = _tool(root, "status")
+    gone = tool_in(root, "status")
     assert gone.returncode == 1 and "no dockerd of ours" in gone.stdout
-    assert _tool(root, "down").stdout.strip() == "no dockerd of ours was running"
+    assert tool_in(root, "down").stdout.strip() == "no dockerd of ours was running"
 
 
-def test_missing_engine_is_one_line_and_exit_1(root, tmp_path):
+def test_missing_engine_is_one_line_and_exit_1(root, tool_in, tmp_path):
     bare = tmp_path / "bin"
     bare.mkdir()
     (bare / "docker").symlink_to(shutil.which("docker"))  # the CLI without the daemon
-    r = _tool(root, "up", path=str(bare))
+    r = tool_in(root, "up", path=str(bare))
     assert r.returncode == 1
     assert r.stderr.strip() == ("tools.docker: dockerd not found: "
                                 "install Debian's docker.io (make deps does)")
 
 
-def test_a_daemon_that_cannot_start_says_why(root):
+def test_a_daemon_that_cannot_start_says_why(root, tool_in):
     r = subprocess.run([sys.executable, "-m", "tools.docker", "up",
                         "--extra=--this-flag-does-not-exist"],
                        env={**os.environ, "PYTHONPATH": str(REPO),

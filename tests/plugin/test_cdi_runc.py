@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from mock_accel.cdi import CdiRegistry
+from mock_accel.kubebins import BuildError
 from mock_accel.sim import SimNode
+from tools import gotools
 
 from .test_cdi_library import TOPOLOGY, cdicheck  # noqa: F401 (a fixture)
 
-RUNC_VERSION = "v1.5.3"
-RUNC = Path.home() / ".cache" / "mock-accel" / "runc" / RUNC_VERSION / "runc"
 BUSYBOX = Path("/bin/busybox")
 SCRIPT = ("env | grep MOCK_ACCEL | sort; "
           "for v in $(env | sed -n 's/^MOCK_ACCEL_DEVICE_*[0-9]*=//p'); do "
@@ -35,13 +35,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runc needs root here"
 
 @pytest.fixture(scope="module")
 def runc() -> Path:
-    if not RUNC.exists():
-        go = os.environ.get("GO") or shutil.which("go") or "/usr/local/go/bin/go"
-        result = subprocess.run([go, "install", f"github.com/opencontainers/runc@{RUNC_VERSION}"],
-                                env={**os.environ, "CGO_ENABLED": "1", "GOBIN": str(RUNC.parent)},
-                                capture_output=True, text=True, timeout=900, cwd="/tmp")
-        assert result.returncode == 0, result.stdout + result.stderr
-    return RUNC
+    """runc from the Go module proxy, built once by tools.gotools (the kind node uses it too)."""
+    try:
+        return gotools.ensure("runc") / "runc"
+    except BuildError as e:
+        pytest.fail(str(e))
 
 
 def bundle(runc: Path, where: Path) -> Path:

@@ -5,7 +5,7 @@ user's: `dockerd` runs with its own data root (a cache: images survive between r
 pidfile, socket and log, all named here. `up` is idempotent (a daemon that answers is reused),
 `down` stops exactly the daemon whose pid is in our pidfile.
 
-    python -m tools.docker up|down|status|env
+    python -m tools.docker up|down|status|env|runtime [--default]
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ DATA_ROOT = Path(os.environ.get("MOCK_ACCEL_DOCKER_DATA")
 SOCKET = RUN_DIR / "docker.sock"
 PIDFILE = RUN_DIR / "dockerd.pid"
 LOG = RUN_DIR / "dockerd.log"
+CONFIG = RUN_DIR / "daemon.json"  # our daemons start with it; `runtime` edits it and reloads
+DEFAULT_CONFIG = Path("/etc/docker/daemon.json")  # what a dockerd without --config-file reads
+RUNTIME = "mock-accel-runc"  # runc without CAP_SYS_RESOURCE (tools/docker/runc_wrapper.py)
 HOST = f"unix://{SOCKET}"
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0

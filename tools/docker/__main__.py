@@ -1,12 +1,13 @@
-"""`python -m tools.docker up|down|status|env`: our Docker engine, one line per answer."""
+"""`python -m tools.docker up|down|status|env|runtime`: our Docker engine, one line per answer."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
-from . import DATA_ROOT, HOST, LOG, DockerError, answers, pid
+from . import DATA_ROOT, HOST, LOG, RUNTIME, DockerError, answers, pid
 from .lifecycle import down, up
+from .runtime import register
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the dockerd of our pidfile")
     sub.add_parser("status", help="exit 0 if ours answers, else 1")
     sub.add_parser("env", help="print the DOCKER_HOST line to eval")
+    p = sub.add_parser("runtime", help=f"register {RUNTIME} (runc without CAP_SYS_RESOURCE) "
+                       "live, by a reload")
+    p.add_argument("--default", action="store_true", help="and make it the default runtime")
     a = ap.parse_args(argv)
     try:
         if a.verb == "up":
@@ -29,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dockerd pid {pid()} answers on {HOST}" if ok
                   else f"no dockerd of ours answers on {HOST}")
             return 0 if ok else 1
+        elif a.verb == "runtime":
+            path = register(a.default)
+            print(f"dockerd runs {RUNTIME}{' by default' if a.default else ''} ({path})")
         else:
             print(f"export DOCKER_HOST={HOST}")
     except DockerError as e:

@@ -11,6 +11,7 @@ import subprocess
 from mock_accel.wait import WaitTimeout, wait_until
 
 from . import (
+    CONFIG,
     DATA_ROOT,
     HOST,
     LOG,
@@ -49,8 +50,11 @@ def up(extra: str = "") -> int:
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
     for f in (PIDFILE, SOCKET):
         f.unlink(missing_ok=True)
+    if not CONFIG.exists():  # `runtime` edits it; dockerd rereads it on SIGHUP
+        CONFIG.write_text("{}\n")
     args = ["dockerd", "--data-root", str(DATA_ROOT), "--exec-root", str(RUN_DIR / "exec"),
-            "--pidfile", str(PIDFILE), "-H", HOST, *shlex.split(extra)]
+            "--pidfile", str(PIDFILE), "--config-file", str(CONFIG), "-H", HOST,
+            *shlex.split(extra)]
     with open(LOG, "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)

@@ -1,0 +1,84 @@
+"""The node image builder's own logic, without Docker (quick; tools/kind/nodeimage.py).
+
+kind's containerd config gets exactly our two edits (and a changed upstream file is refused,
+not silently left unedited); a step whose stamp exists but whose output is gone is built again;
+a failing step is named; the kind the builder installs is the kind the e2e scripts pin.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mock_accel.kubebins import BuildError
+from tests.e2e.test_kind_scripts import lib_value
+from tools import gotools
+from tools.kind import nodeimage
+
+
+def test_containerd_config_gets_our_pause_and_restricted_oom_score_adj():
+    text = (nodeimage.kind_module() / "images" / "base" / "files" / "etc" / "containerd"
+            / "config.toml").read_text()
+    out = nodeimage.containerd_config(text, "registry.k8s.io/pause:3.10.2")
+    assert '  sandbox_image = "registry.k8s.io/pause:3.10.2"' in out.splitlines()
+    assert "  restrict_oom_score_adj = true" in out.splitlines()
+    assert "restrict_oom_score_adj = false" not in out
+    changed = [a for a, b in zip(text.splitlines(), out.splitlines(), strict=True)
+               if a != b]
+    assert len(changed) == 2
+    with pytest.raises(BuildError, match="restrict_oom_score_adj = false"):
+        nodeimage.containerd_config(text.replace("restrict_oom_score_adj = false", ""), "p")
+
+
+def test_a_step_without_its_output_is_built_again(tmp_path, capsys):
+    calls = []
+
+    def step(work, *args):
+        calls.append(args)
+        (work / "images").mkdir(exist_ok=True)
+        (work / "images" / "pause_3.tar").write_text("x")
+        return {"images": ["registry.k8s.io/pause:3"]}
+
+    assert nodeimage._run_step(4, "images", tmp_path, step, "a") == {
+        "images": ["registry.k8s.io/pause:3"]}
+    stamp = json.loads((tmp_path / "stamps" / "images.json").read_text())
+    assert stamp["images"] == ["registry.k8s.io/pause:3"] and "seconds" in stamp
+    nodeimage._run_step(4, "images", tmp_path, step, "b")  # output there: cached
+    assert calls == [("a",)] and "[4/6] images: cached" in capsys.readouterr().out
+    (tmp_path / "images" / "pause_3.tar").unlink()  # a half-gone cache
+    nodeimage._run_step(4, "images", tmp_path, step, "c")
+    assert calls == [("a",), ("c",)]
+
+
+def test_a_failing_step_is_named_and_leaves_no_stamp(tmp_path):
+    def step(work):
+        raise BuildError("mmdebstrap exploded")
+
+    with pytest.raises(BuildError, match=r"^step 3/6 \(debian roots\) failed: mmdebstrap"):
+        nodeimage._run_step(3, "debian roots", tmp_path, step)
+    assert not (tmp_path / "stamps" / "debian-roots.json").exists()
+
+
+def test_the_kind_built_is_the_kind_the_scripts_pin():
+    assert gotools.TOOLS["kind"].version == lib_value("KIND_VERSION")
+
+
+def test_caches_of_other_keys_of_this_version_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setattr(nodeimage, "k8s_version", lambda: "v1.37.2")
+    removed = []
+    monkeypatch.setattr(nodeimage, "docker", lambda *a, **k: removed.append(a))
+    keep, stale, other = (tmp_path / n for n in ("v1.37.2-aaa", "v1.37.2-bbb", "v1.36.0-ccc"))
+    for d in (keep, stale, other):
+        (d / "images").mkdir(parents=True)
+    assert nodeimage.prune(keep) == [stale]
+    assert keep.is_dir() and other.is_dir() and not stale.exists()
+    assert removed == [("rmi", "mock-accel/kind-node-base:bbb")]
+
+
+def test_a_long_command_shows_progress_and_its_failure_its_log(tmp_path, capsys):
+    log = tmp_path / "logs" / "x.log"
+    nodeimage.run_logged(["sh", "-c", "echo step one; sleep 0.5; echo done"], "probe", log,
+                         every=0.2)
+    assert "    ... probe: " in capsys.readouterr().out and "step one" in log.read_text()
+    with pytest.raises(BuildError, match=r"probe failed \(exit 3; log .*x\.log\):\nbroken"):
+        nodeimage.run_logged(["sh", "-c", "echo broken; exit 3"], "probe", log, every=0.2)
