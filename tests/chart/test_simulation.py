@@ -69,6 +69,16 @@ def test_tree_volumes_do_not_wait_for_the_tree_the_init_container_builds():
         assert host_mounts(daemonset(objs, "node-agent"))["/host/dev"][2] == want
 
 
+def test_node_agent_may_rewrite_the_simulated_dev_files():
+    """The simulator rewrites a device's /dev file when its status changes, so preparing a claim
+    (the ALLOCATED bit) writes there: with /host/dev read-only the real kubelet's first
+    NodePrepareResources on kind failed ("writing '0x2' to mock0/status failed: Read-only file
+    system"). A real node's /dev stays read-only."""
+    agent = daemonset(render(*SIM), "node-agent")
+    assert host_mounts(agent)["/host/dev"][1] is False
+    assert host_mounts(daemonset(render(), "node-agent"))["/host/dev"][1] is True
+
+
 def test_init_container_builds_a_per_node_tree_with_bind_mounted_dev(tmp_path, monkeypatch):
     """Run the rendered init command line itself (its /host is a temporary node directory)."""
     init = init_container(render(*SIM, "simulation.num_devices=2", "simulation.num_vfs=1",
