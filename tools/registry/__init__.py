@@ -80,6 +80,7 @@ def _state() -> dict | None:
 
 def _port_free() -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT is no listener
         try:
             s.bind(("127.0.0.1", PORT))
         except OSError:
