@@ -53,6 +53,9 @@ TOOLS = {
     # kubeadm's DNS addon (no replace directives in its go.mod, so `go install` builds it)
     "coredns": GoTool("github.com/coredns/coredns", "v1.14.6", ("github.com/coredns/coredns",)),
     "kind": GoTool("sigs.k8s.io/kind", "v0.33.0", ("sigs.k8s.io/kind",)),
+    # the local registry the kind nodes pull from (tools/kind/registry.py); static (no cgo)
+    "registry": GoTool("github.com/distribution/distribution/v3", "v3.1.2",
+                       ("github.com/distribution/distribution/v3/cmd/registry",)),
 }
 
 

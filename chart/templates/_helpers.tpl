@@ -150,3 +150,10 @@ stays for people to read; the runtime pulls by digest), repository@digest withou
 {{- with .digest }}{{ $ref = printf "%s@%s" $ref . }}{{ end -}}
 {{- $ref -}}
 {{- end -}}
+
+{{/* hostPath type of the device tree's directories. A real node's module makes them and the pods
+wait for them (Directory); in simulation mode the node agent's init container builds them, but
+the kubelet checks volume types before init containers run, so they are made empty first. */}}
+{{- define "mock-device.treeDirType" -}}
+{{- if .Values.simulation.enabled }}DirectoryOrCreate{{ else }}Directory{{ end }}
+{{- end }}

@@ -54,6 +54,31 @@ def test_daemonsets_serve_the_simulated_tree():
     assert volumes["sim-root"]["hostPath"] == {"path": HOST_DIR, "type": "DirectoryOrCreate"}
 
 
+def test_tree_volumes_do_not_wait_for_the_tree_the_init_container_builds():
+    """A real kubelet checks a hostPath volume's type when it sets up the pod, before any init
+    container runs: with `Directory` the tree the init container would build kept both pods in
+    ContainerCreating on kind ("hostPath type check failed ... does not exist"). With the
+    module, the pods still wait for the class dir the module makes."""
+    for values, want in ((SIM, "DirectoryOrCreate"), ((), "Directory")):
+        objs = render(*values)
+        for component in ("controller", "node-agent"):
+            mounts = host_mounts(daemonset(objs, component))
+            for mount in ("/host/sys/class/mock-accel", "/host/sys/bus/mock-accel",
+                          "/host/sys/devices"):
+                assert mounts[mount][2] == want, (values, component, mount)
+        assert host_mounts(daemonset(objs, "node-agent"))["/host/dev"][2] == want
+
+
+def test_node_agent_may_rewrite_the_simulated_dev_files():
+    """The simulator rewrites a device's /dev file when its status changes, so preparing a claim
+    (the ALLOCATED bit) writes there: with /host/dev read-only the real kubelet's first
+    NodePrepareResources on kind failed ("writing '0x2' to mock0/status failed: Read-only file
+    system"). A real node's /dev stays read-only."""
+    agent = daemonset(render(*SIM), "node-agent")
+    assert host_mounts(agent)["/host/dev"][1] is False
+    assert host_mounts(daemonset(render(), "node-agent"))["/host/dev"][1] is True
+
+
 def test_init_container_builds_a_per_node_tree_with_bind_mounted_dev(tmp_path, monkeypatch):
     """Run the rendered init command line itself (its /host is a temporary node directory)."""
     init = init_container(render(*SIM, "simulation.num_devices=2", "simulation.num_vfs=1",

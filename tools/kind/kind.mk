@@ -15,6 +15,6 @@ kind-node-image: dockerd-up
 kind-runtime: dockerd-up
 	$(PYTHON) -m tools.docker runtime --default
 
-test-kind: kind-node-image kind-runtime
+test-kind: kind-node-image kind-runtime images
 	@echo "==> a kind cluster from the offline node image (tests/kind)"
 	MOCK_ACCEL_KIND_TEST=1 $(PYTHON) -m pytest -m kind -v -s tests/kind $(PYTEST_ARGS)
