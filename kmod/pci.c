@@ -18,6 +18,7 @@
 #include <linux/pci.h>
 #include <linux/slab.h>
 
+#include "compat.h"
 #include "mock_accel.h"
 
 struct mock_accel_pci {
@@ -39,13 +40,6 @@ static u32 mpci_read32_raw(struct mock_accel_pci *mp, unsigned int off)
 	if (mp->rf)
 		return mock_accel_regfile_read32(mp->rf, off);
 	return ioread32(mp->bar + off);
-}
-
-static void mpci_unmap(struct mock_accel_pci *mp)
-{
-	if (mp->bar)
-		pci_iounmap(mp->pdev, mp->bar);
-	mp->bar = NULL;
 }
 
 static u32 mpci_read32(struct mock_accel_dev *adev, unsigned int off)
@@ -178,29 +172,27 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 	int ret, id = -1, vf = -1, want = -1;
 	u32 devid;
 
-	ret = pci_enable_device_mem(pdev);
+	/* managed: disabled, released and unmapped when the driver unbinds */
+	ret = pcim_enable_device(pdev);
 	if (ret)
 		return ret;
 	if (!(pci_resource_flags(pdev, 0) & IORESOURCE_MEM) ||
 	    pci_resource_len(pdev, 0) < MOCK_ACCEL_BAR_SIZE) {
 		pci_err(pdev, "BAR0 is missing or smaller than %#x bytes; not binding\n",
 			MOCK_ACCEL_BAR_SIZE);
-		ret = -ENODEV;
-		goto err_disable;
+		return -ENODEV;
 	}
-	ret = pci_request_region(pdev, 0, MOCK_ACCEL_NAME);
+	ret = mock_accel_pcim_request_region(pdev, 0, MOCK_ACCEL_NAME);
 	if (ret)
-		goto err_disable;
+		return ret;
 
 	mp = kzalloc(sizeof(*mp), GFP_KERNEL);
-	if (!mp) {
-		ret = -ENOMEM;
-		goto err_region;
-	}
+	if (!mp)
+		return -ENOMEM;
 	mp->pdev = pdev;
 	mp->rf = mock_accel_vpci_regfile(pdev, &want);
 	if (!mp->rf) {
-		mp->bar = pci_iomap(pdev, 0, MOCK_ACCEL_BAR_SIZE);
+		mp->bar = pcim_iomap(pdev, 0, MOCK_ACCEL_BAR_SIZE);
 		if (!mp->bar) {
 			ret = -ENOMEM;
 			goto err_free;
@@ -212,7 +204,7 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 		pci_err(pdev, "BAR0 DEVICE_ID reads %#010x, not %#010x (\"MOCK\"); refusing to bind\n",
 			devid, MOCK_ACCEL_DEVICE_ID);
 		ret = -ENODEV;
-		goto err_unmap;
+		goto err_free;
 	}
 
 	if (pdev->is_virtfn) {
@@ -222,14 +214,14 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 			ret = dev_err_probe(&pdev->dev, PTR_ERR(pf),
 					    "its PF is not bound to %s; refusing to bind\n",
 					    MOCK_ACCEL_NAME);
-			goto err_unmap;
+			goto err_free;
 		}
 		vf = mock_accel_pci_vf_index(pdev);
 		if (vf < 0 || vf >= MOCK_ACCEL_MAX_VFS) {
 			pci_err(pdev, "cannot tell its VF index; refusing to bind\n");
 			mock_accel_dev_put(pf);
 			ret = -ENODEV;
-			goto err_unmap;
+			goto err_free;
 		}
 		id = pf->id;
 	} else {
@@ -239,7 +231,7 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 			id = mock_accel_id_alloc(-1);
 		if (id < 0) {
 			ret = id;
-			goto err_unmap;
+			goto err_free;
 		}
 	}
 
@@ -267,11 +259,10 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 
 	ret = mock_accel_dev_register(adev);
 	if (ret) {
-		mpci_unmap(mp);
-		mock_accel_dev_put(adev);
+		mock_accel_dev_put(adev);	/* frees mp, drops pf */
 		if (!pf)
 			mock_accel_id_free(id);
-		goto err_region;
+		return ret;
 	}
 	/*
 	 * Published only now, under the lock mock_accel_pci_get_pf() reads it
@@ -288,21 +279,14 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 err_id:
 	if (!pf)
 		mock_accel_id_free(id);
-err_unmap:
-	mpci_unmap(mp);
 err_free:
 	kfree(mp);
-err_region:
-	pci_release_region(pdev, 0);
-err_disable:
-	pci_disable_device(pdev);
 	return ret;
 }
 
 static void mock_accel_pci_remove(struct pci_dev *pdev)
 {
 	struct mock_accel_dev *adev = pci_get_drvdata(pdev);
-	struct mock_accel_pci *mp = to_mpci(adev);
 	bool is_pf = !mock_accel_is_vf(adev);
 	int id = adev->id;
 
@@ -316,9 +300,7 @@ static void mock_accel_pci_remove(struct pci_dev *pdev)
 	mutex_lock(&mock_accel_lock);
 	pci_set_drvdata(pdev, NULL);
 	mutex_unlock(&mock_accel_lock);
-	mpci_unmap(mp);
-	pci_release_region(pdev, 0);
-	pci_disable_device(pdev);
+	/* BAR0's mapping and region and the enable go with the binding */
 	mock_accel_dev_put(adev);
 	if (is_pf)
 		mock_accel_id_free(id);

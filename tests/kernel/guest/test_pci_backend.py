@@ -139,6 +139,31 @@ def test_remove_and_rescan_with_an_open_file(kernel):
     assert attr("mock1", "status") == "0x00000003"  # the registers stayed with the function
 
 
+def bar0_claimed(pdev: Path) -> bool:
+    """/proc/iomem has BAR0 of `pdev` requested by the driver (pci_request_region)."""
+    start, end = (int(v, 16) for v in read(pdev / "resource").splitlines()[0].split()[:2])
+    for line in Path("/proc/iomem").read_text().splitlines():
+        span, _, owner = line.strip().partition(" : ")
+        low, _, high = span.partition("-")
+        if owner == "mock-accel" and (int(low, 16), int(high, 16)) == (start, end):
+            return True
+    return False
+
+
+def test_unbind_gives_back_what_the_probe_took(kernel):
+    """The probe is managed (pcim_*): unbinding disables the function and releases BAR0's
+    region, so the driver binds again (a region left claimed would make that bind fail)."""
+    kernel.load(backend="pci", num_devices=1)
+    driver, pdev = Path("/sys/bus/pci/drivers/mock-accel"), PCI / "acc0:00:00.0"
+    for _ in range(2):
+        assert read(pdev / "enable") == "1" and bar0_claimed(pdev)
+        write(driver / "unbind", "acc0:00:00.0")
+        assert not (CLASS / "mock0").exists() and not (pdev / "driver").exists()
+        assert read(pdev / "enable") == "0" and not bar0_claimed(pdev)
+        write(driver / "bind", "acc0:00:00.0")
+        assert attr("mock0", "pci_address") == "acc0:00:00.0"
+
+
 def test_unload_removes_the_bridges(kernel):
     kernel.load(backend="pci", num_devices=2, numa_nodes=2, num_vfs=1)
     kernel.unload()
