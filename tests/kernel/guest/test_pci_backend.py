@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mock_accel.sim import software_uuid
+from mock_accel.slices import STANDARD_PREFIX, device_attributes
 from mock_accel.uapi import DeviceFile
 from tests.harness.beds import MODULE_NAME, LoadError
 from tests.harness.words import assert_words
@@ -112,6 +113,24 @@ def test_sriov_through_the_standard_pci_file(kernel):
     write(CLASS / "mock1" / "sriov_numvfs", "3")
     assert sorted(a for a in ours() if a.startswith("acc1:01:")) == [
         "acc1:01:00.0", "acc1:01:00.1", "acc1:01:00.2"]
+
+
+def test_discovery_publishes_the_real_pci_addresses(kernel):
+    """The DRA driver's discovery (mock_accel.sysfs) and its ResourceSlice attributes carry
+    the functions' real PCI bus IDs and PCIe roots."""
+    node = kernel.load(backend="pci", num_devices=2, numa_nodes=2, num_vfs=1)
+    inventory = node.discover()
+    assert not inventory.problems, inventory.problems
+    published = {device.name: device_attributes(device) for device in inventory}
+    for name, address, root in [("mock0", "acc0:00:00.0", "pciacc0:00"),
+                                ("mock0-vf0", "acc0:01:00.0", "pciacc0:00"),
+                                ("mock1", "acc1:00:00.0", "pciacc1:00"),
+                                ("mock1-vf0", "acc1:01:00.0", "pciacc1:00")]:
+        attributes = published[name]
+        assert attributes[STANDARD_PREFIX + "pciBusID"] == {"string": address}
+        assert attributes[STANDARD_PREFIX + "pcieRoot"] == {"string": root}
+        assert (PCI / address).is_dir()
+        assert (PCI / address).resolve().parent.name == root
 
 
 def test_num_vfs_at_load(kernel):
