@@ -29,6 +29,17 @@
 #endif
 
 /*
+ * 6.11: pcim_request_region(), a region released when the driver unbinds.
+ * Before, pci_request_region() after pcim_enable_device() is managed the
+ * same way (the "hybrid" devres of those kernels, removed later).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#define mock_accel_pcim_request_region	pcim_request_region
+#else
+#define mock_accel_pcim_request_region	pci_request_region
+#endif
+
+/*
  * 6.2 (backported to some stable series): get_random_u32_below(), a
  * CSPRNG number in [0, ceil) without modulo bias.  Kbuild greps the
  * kernel headers and defines HAVE_GET_RANDOM_U32_BELOW when it exists;

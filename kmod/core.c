@@ -354,8 +354,18 @@ static int __init mock_accel_init(void)
 	if (ret)
 		goto err_soft;
 
+	if (mock_accel_backend_is_pci()) {
+		struct mock_accel_layout lay;
+
+		mock_accel_soft_layout(&lay);
+		ret = mock_accel_vpci_init(&lay);
+		if (ret)
+			goto err_pci;
+	}
 	return 0;
 
+err_pci:
+	mock_accel_pci_exit();
 err_soft:
 	mock_accel_soft_exit();
 err_root:
@@ -370,6 +380,7 @@ err_chrdev:
 
 static void __exit mock_accel_exit(void)
 {
+	mock_accel_vpci_exit();
 	mock_accel_pci_exit();
 	mock_accel_soft_exit();
 	mock_accel_wordlist_unload();

@@ -22,6 +22,10 @@
 #define MOCK_ACCEL_NAME			"mock-accel"
 #define MOCK_ACCEL_FW_NAME		"mock-accel-wordlist.txt"
 
+#define MOCK_ACCEL_PCI_VENDOR		0x1de5
+#define MOCK_ACCEL_PCI_PF		0x0001
+#define MOCK_ACCEL_PCI_VF		0x0002
+
 #define MOCK_ACCEL_MAX_PFS		256
 #define MOCK_ACCEL_MAX_VFS		64
 #define MOCK_ACCEL_MAX_NUMA_NODES	64
@@ -181,12 +185,57 @@ extern const struct attribute_group *mock_accel_dev_groups[];
 extern const struct file_operations mock_accel_fops;
 
 /* soft.c */
+/**
+ * struct mock_accel_layout - the devices the module parameters ask for
+ * @num_devices: PFs made at load
+ * @numa_nodes: PF i goes to node i % numa_nodes
+ * @memory_size: bytes per PF (a VF has memory_size / total_vfs)
+ * @total_vfs: sriov_totalvfs of each PF
+ * @num_vfs: VFs enabled on each PF at load
+ */
+struct mock_accel_layout {
+	unsigned int num_devices;
+	unsigned int numa_nodes;
+	u64 memory_size;
+	unsigned int total_vfs;
+	unsigned int num_vfs;
+};
+
 int mock_accel_soft_check_params(void);
 int mock_accel_soft_init(void);
 void mock_accel_soft_exit(void);
+bool mock_accel_backend_is_pci(void);
+void mock_accel_soft_layout(struct mock_accel_layout *lay);
+void mock_accel_soft_regfile_init(struct mock_accel_regfile *rf,
+				  unsigned int id, int vf, u64 mem);
 
 /* pci.c */
 int mock_accel_pci_init(void);
 void mock_accel_pci_exit(void);
+struct pci_dev;
+int mock_accel_pci_enable_vfs(struct pci_dev *pdev, unsigned int num_vfs);
+
+/* vpci.c: the virtual PCI host bridges of backend=pci (x86) */
+#ifdef CONFIG_X86
+int mock_accel_vpci_init(const struct mock_accel_layout *lay);
+void mock_accel_vpci_exit(void);
+struct mock_accel_regfile *mock_accel_vpci_regfile(struct pci_dev *pdev,
+						   int *id);
+#else
+static inline int mock_accel_vpci_init(const struct mock_accel_layout *lay)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline void mock_accel_vpci_exit(void)
+{
+}
+
+static inline struct mock_accel_regfile *
+mock_accel_vpci_regfile(struct pci_dev *pdev, int *id)
+{
+	return NULL;
+}
+#endif
 
 #endif /* _MOCK_ACCEL_H */

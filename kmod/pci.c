@@ -5,7 +5,10 @@
  * Binds 1de5:0001 (PF) and 1de5:0002 (VF) when BAR0 reads "MOCK" at
  * offset 0.  The registers are BAR0; SR-IOV goes through the PCI core.
  * A PF takes the lowest free number N (shared with software devices); its
- * VFs are mock<N>-vf<M>, M being the VF's index on the PF.
+ * VFs are mock<N>-vf<M>, M being the VF's index on the PF.  A function on
+ * the module's own virtual host bridges (vpci.c) has no BAR to map: its
+ * registers are the register file vpci.c keeps for it, and it asks for the
+ * PF number it was made with.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -15,15 +18,13 @@
 #include <linux/pci.h>
 #include <linux/slab.h>
 
+#include "compat.h"
 #include "mock_accel.h"
-
-#define MOCK_ACCEL_PCI_VENDOR	0x1de5
-#define MOCK_ACCEL_PCI_PF	0x0001
-#define MOCK_ACCEL_PCI_VF	0x0002
 
 struct mock_accel_pci {
 	struct pci_dev *pdev;
 	void __iomem *bar;
+	struct mock_accel_regfile *rf;	/* virtual bridge: instead of @bar */
 	bool fault;		/* injected fault, shown as STATUS.ERROR */
 };
 
@@ -34,11 +35,20 @@ static struct mock_accel_pci *to_mpci(struct mock_accel_dev *adev)
 	return adev->priv;
 }
 
+static u32 mpci_read32_raw(struct mock_accel_pci *mp, unsigned int off)
+{
+	if (mp->rf)
+		return mock_accel_regfile_read32(mp->rf, off);
+	return ioread32(mp->bar + off);
+}
+
 static u32 mpci_read32(struct mock_accel_dev *adev, unsigned int off)
 {
 	struct mock_accel_pci *mp = to_mpci(adev);
-	u32 val = ioread32(mp->bar + off);
+	u32 val = mpci_read32_raw(mp, off);
 
+	if (mp->rf)
+		return val;
 	if (off == MOCK_ACCEL_REG_STATUS && mp->fault)
 		val |= MOCK_ACCEL_STATUS_ERROR;
 	return val;
@@ -47,13 +57,26 @@ static u32 mpci_read32(struct mock_accel_dev *adev, unsigned int off)
 static void mpci_write32(struct mock_accel_dev *adev, unsigned int off,
 			 u32 val)
 {
-	iowrite32(val, to_mpci(adev)->bar + off);
+	struct mock_accel_pci *mp = to_mpci(adev);
+
+	if (mp->rf)
+		mock_accel_regfile_write32(mp->rf, off, val);
+	else
+		iowrite32(val, mp->bar + off);
 }
 
-/* the register map has no fault input: keep it in the driver */
+/*
+ * The register map has no fault input: keep it in the driver, or, on a
+ * virtual bridge, in the register file as software devices do.
+ */
 static void mpci_set_fault(struct mock_accel_dev *adev, bool fail)
 {
-	to_mpci(adev)->fault = fail;
+	struct mock_accel_pci *mp = to_mpci(adev);
+
+	if (mp->rf)
+		mock_accel_regfile_set_fault(mp->rf, fail);
+	else
+		mp->fault = fail;
 }
 
 static unsigned int mpci_sriov_numvfs(struct mock_accel_dev *adev)
@@ -146,41 +169,42 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 {
 	struct mock_accel_dev *adev, *pf = NULL;
 	struct mock_accel_pci *mp;
-	int ret, id = -1, vf = -1;
+	int ret, id = -1, vf = -1, want = -1;
 	u32 devid;
 
-	ret = pci_enable_device_mem(pdev);
+	/* managed: disabled, released and unmapped when the driver unbinds */
+	ret = pcim_enable_device(pdev);
 	if (ret)
 		return ret;
 	if (!(pci_resource_flags(pdev, 0) & IORESOURCE_MEM) ||
 	    pci_resource_len(pdev, 0) < MOCK_ACCEL_BAR_SIZE) {
 		pci_err(pdev, "BAR0 is missing or smaller than %#x bytes; not binding\n",
 			MOCK_ACCEL_BAR_SIZE);
-		ret = -ENODEV;
-		goto err_disable;
+		return -ENODEV;
 	}
-	ret = pci_request_region(pdev, 0, MOCK_ACCEL_NAME);
+	ret = mock_accel_pcim_request_region(pdev, 0, MOCK_ACCEL_NAME);
 	if (ret)
-		goto err_disable;
+		return ret;
 
 	mp = kzalloc(sizeof(*mp), GFP_KERNEL);
-	if (!mp) {
-		ret = -ENOMEM;
-		goto err_region;
-	}
+	if (!mp)
+		return -ENOMEM;
 	mp->pdev = pdev;
-	mp->bar = pci_iomap(pdev, 0, MOCK_ACCEL_BAR_SIZE);
-	if (!mp->bar) {
-		ret = -ENOMEM;
-		goto err_free;
+	mp->rf = mock_accel_vpci_regfile(pdev, &want);
+	if (!mp->rf) {
+		mp->bar = pcim_iomap(pdev, 0, MOCK_ACCEL_BAR_SIZE);
+		if (!mp->bar) {
+			ret = -ENOMEM;
+			goto err_free;
+		}
 	}
 
-	devid = ioread32(mp->bar + MOCK_ACCEL_REG_DEVICE_ID);
+	devid = mpci_read32_raw(mp, MOCK_ACCEL_REG_DEVICE_ID);
 	if (devid != MOCK_ACCEL_DEVICE_ID) {
 		pci_err(pdev, "BAR0 DEVICE_ID reads %#010x, not %#010x (\"MOCK\"); refusing to bind\n",
 			devid, MOCK_ACCEL_DEVICE_ID);
 		ret = -ENODEV;
-		goto err_unmap;
+		goto err_free;
 	}
 
 	if (pdev->is_virtfn) {
@@ -190,21 +214,24 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 			ret = dev_err_probe(&pdev->dev, PTR_ERR(pf),
 					    "its PF is not bound to %s; refusing to bind\n",
 					    MOCK_ACCEL_NAME);
-			goto err_unmap;
+			goto err_free;
 		}
 		vf = mock_accel_pci_vf_index(pdev);
 		if (vf < 0 || vf >= MOCK_ACCEL_MAX_VFS) {
 			pci_err(pdev, "cannot tell its VF index; refusing to bind\n");
 			mock_accel_dev_put(pf);
 			ret = -ENODEV;
-			goto err_unmap;
+			goto err_free;
 		}
 		id = pf->id;
 	} else {
-		id = mock_accel_id_alloc(-1);
+		/* a virtual PF asks for its number; any other takes the lowest */
+		id = want >= 0 ? mock_accel_id_alloc(want) : -EEXIST;
+		if (id == -EEXIST)
+			id = mock_accel_id_alloc(-1);
 		if (id < 0) {
 			ret = id;
-			goto err_unmap;
+			goto err_free;
 		}
 	}
 
@@ -232,11 +259,10 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 
 	ret = mock_accel_dev_register(adev);
 	if (ret) {
-		pci_iounmap(pdev, mp->bar);
-		mock_accel_dev_put(adev);
+		mock_accel_dev_put(adev);	/* frees mp, drops pf */
 		if (!pf)
 			mock_accel_id_free(id);
-		goto err_region;
+		return ret;
 	}
 	/*
 	 * Published only now, under the lock mock_accel_pci_get_pf() reads it
@@ -253,21 +279,14 @@ static int mock_accel_pci_probe(struct pci_dev *pdev,
 err_id:
 	if (!pf)
 		mock_accel_id_free(id);
-err_unmap:
-	pci_iounmap(pdev, mp->bar);
 err_free:
 	kfree(mp);
-err_region:
-	pci_release_region(pdev, 0);
-err_disable:
-	pci_disable_device(pdev);
 	return ret;
 }
 
 static void mock_accel_pci_remove(struct pci_dev *pdev)
 {
 	struct mock_accel_dev *adev = pci_get_drvdata(pdev);
-	struct mock_accel_pci *mp = to_mpci(adev);
 	bool is_pf = !mock_accel_is_vf(adev);
 	int id = adev->id;
 
@@ -281,9 +300,7 @@ static void mock_accel_pci_remove(struct pci_dev *pdev)
 	mutex_lock(&mock_accel_lock);
 	pci_set_drvdata(pdev, NULL);
 	mutex_unlock(&mock_accel_lock);
-	pci_iounmap(pdev, mp->bar);
-	pci_release_region(pdev, 0);
-	pci_disable_device(pdev);
+	/* BAR0's mapping and region and the enable go with the binding */
 	mock_accel_dev_put(adev);
 	if (is_pf)
 		mock_accel_id_free(id);
@@ -299,6 +316,24 @@ static int mock_accel_pci_sriov_configure(struct pci_dev *pdev, int num_vfs)
 		return -EINVAL;
 	ret = mock_accel_sriov_set(adev, num_vfs);
 	return ret ? ret : num_vfs;
+}
+
+/**
+ * mock_accel_pci_enable_vfs - num_vfs at load, as a write to sriov_numvfs
+ * @pdev: a PF
+ * @num_vfs: VFs to enable
+ *
+ * Return: 0 (nothing to do when @pdev is not bound to us), or an error.
+ */
+int mock_accel_pci_enable_vfs(struct pci_dev *pdev, unsigned int num_vfs)
+{
+	int ret = 0;
+
+	device_lock(&pdev->dev);
+	if (pdev->driver == &mock_accel_pci_driver)
+		ret = mock_accel_pci_sriov_configure(pdev, num_vfs);
+	device_unlock(&pdev->dev);
+	return ret < 0 ? ret : 0;
 }
 
 static const struct pci_device_id mock_accel_pci_ids[] = {

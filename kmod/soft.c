@@ -52,6 +52,10 @@ static unsigned long uuid_seed;
 module_param(uuid_seed, ulong, 0444);
 MODULE_PARM_DESC(uuid_seed, "mixed into software UUIDs so hosts differ (0: from the DMI product UUID, else random at load; reads back the seed in use)");
 
+static char *backend = "soft";
+module_param(backend, charp, 0444);
+MODULE_PARM_DESC(backend, "where the devices of the parameters live: soft (the mock-accel bus) or pci (virtual PCI host bridges, x86)");
+
 #define MOCK_ACCEL_SOFT_DOMAIN		0xacc0
 #define MOCK_ACCEL_SOFT_NEW_DEVICE_MAX	128
 
@@ -183,6 +187,41 @@ static void soft_uuid(u8 uuid[16], unsigned int id, int vf)
 		uuid[10 + i] = (seed >> (40 - 8 * i)) & 0xff;
 }
 
+/**
+ * mock_accel_soft_regfile_init - the register file of function (@id, @vf)
+ * @rf: register file
+ * @id: PF number
+ * @vf: VF index, -1 for the PF
+ * @mem: memory size
+ *
+ * The identity a software function gets, whichever bus it is on.
+ */
+void mock_accel_soft_regfile_init(struct mock_accel_regfile *rf,
+				  unsigned int id, int vf, u64 mem)
+{
+	u8 uuid[16];
+
+	soft_uuid(uuid, id, vf);
+	mock_accel_regfile_init(rf, uuid, mem,
+				vf < 0 ? MOCK_ACCEL_CAP_PASSPHRASE |
+					 MOCK_ACCEL_CAP_SRIOV :
+					 MOCK_ACCEL_CAP_PASSPHRASE);
+}
+
+bool mock_accel_backend_is_pci(void)
+{
+	return !strcmp(backend, "pci");
+}
+
+void mock_accel_soft_layout(struct mock_accel_layout *lay)
+{
+	lay->num_devices = num_devices;
+	lay->numa_nodes = numa_nodes;
+	lay->memory_size = memory_size;
+	lay->total_vfs = total_vfs;
+	lay->num_vfs = num_vfs;
+}
+
 /* create one function: its bus device, register file and mock device */
 static struct mock_accel_dev *soft_fn_create(unsigned int id, int vf,
 					     int node, u64 mem, u16 tvfs,
@@ -192,17 +231,12 @@ static struct mock_accel_dev *soft_fn_create(unsigned int id, int vf,
 	unsigned int devfn = vf < 0 ? 0 : vf + 1;
 	struct mock_accel_soft *sf;
 	struct mock_accel_dev *adev;
-	u8 uuid[16];
 	int ret;
 
 	sf = kzalloc(sizeof(*sf), GFP_KERNEL);
 	if (!sf)
 		return ERR_PTR(-ENOMEM);
-	soft_uuid(uuid, id, vf);
-	mock_accel_regfile_init(&sf->regs, uuid, mem,
-				vf < 0 ? MOCK_ACCEL_CAP_PASSPHRASE |
-					 MOCK_ACCEL_CAP_SRIOV :
-					 MOCK_ACCEL_CAP_PASSPHRASE);
+	mock_accel_soft_regfile_init(&sf->regs, id, vf, mem);
 	sf->memory_size = mem;
 	INIT_LIST_HEAD(&sf->node);
 
@@ -498,6 +532,15 @@ int mock_accel_soft_check_params(void)
 		       total_vfs);
 		return -EINVAL;
 	}
+	if (!backend || (strcmp(backend, "soft") && strcmp(backend, "pci"))) {
+		pr_err("invalid backend %s (soft or pci)\n",
+		       backend ? backend : "(null)");
+		return -EINVAL;
+	}
+	if (!IS_ENABLED(CONFIG_X86) && mock_accel_backend_is_pci()) {
+		pr_err("invalid backend pci (x86 only: it needs struct pci_sysdata)\n");
+		return -EINVAL;
+	}
 	if (!mock_accel_firmware_name || !*mock_accel_firmware_name) {
 		pr_err("invalid firmware_name (empty)\n");
 		return -EINVAL;
@@ -521,8 +564,9 @@ int mock_accel_soft_init(void)
 	if (ret)
 		return ret;
 
+	/* backend=pci: the devices are made by vpci.c, after the driver */
 	mutex_lock(&mock_accel_soft_lock);
-	for (i = 0; i < num_devices; i++) {
+	for (i = 0; i < num_devices && !mock_accel_backend_is_pci(); i++) {
 		ret = soft_pf_create(i, i % numa_nodes, memory_size, total_vfs,
 				     &adev);
 		if (ret)

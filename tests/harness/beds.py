@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mock_accel.firmware import FIRMWARE_NAME
-from mock_accel.sim import SimConfig, SimNode
+from mock_accel.sim import SimConfig, SimNode, software_pci_address
 from mock_accel.sysfs import SysfsNode
 from tools import locate
 
@@ -52,6 +52,10 @@ class Bed:
         """The machine's DMI product UUID the module derives its default seed from, if any."""
         return None
 
+    def pci_address(self, pf: int, vf: int | None, numa_node: int, numa_nodes: int = 2) -> str:
+        """Where function (`pf`, `vf`) made at load is: its software address (kmod/ABI.md)."""
+        return software_pci_address(pf, vf, numa_node)
+
     def close(self) -> None:
         pass
 
@@ -86,7 +90,8 @@ class SimBed(Bed):
 class KernelBed(Bed):
     kind = "kernel"
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str = "soft") -> None:
+        self.backend = backend  # the module's `backend` parameter, unless a test gives one
         self.ko = str(locate.ko())
         self.node = SysfsNode("/")
         self.firmware_path: str | None = None  # firmware_class's path before load(firmware=Path)
@@ -100,6 +105,7 @@ class KernelBed(Bed):
 
     def load(self, firmware: bool | Path = True, **params: int) -> SysfsNode:
         self.unload()
+        params = {"backend": self.backend, **params} if self.backend != "soft" else params
         args = [f"{key}={value}" for key, value in params.items()]
         if not firmware:
             args.append("firmware_name=mock-accel-absent.txt")
@@ -122,6 +128,15 @@ class KernelBed(Bed):
 
     def uuid_seed(self) -> int:
         return int(Path(f"/sys/module/{MODULE_NAME}/parameters/uuid_seed").read_text())
+
+    def pci_address(self, pf: int, vf: int | None, numa_node: int, numa_nodes: int = 2) -> str:
+        """backend=pci: PF i at 00:<i // numa_nodes>.0 of domain acc<node>, its VF M on the
+        next bus (kmod/ABI.md, "Virtual PCI backend")."""
+        if self.backend != "pci":
+            return super().pci_address(pf, vf, numa_node, numa_nodes)
+        slot = pf // numa_nodes
+        bus, devfn = (0, slot << 3) if vf is None else (slot + 1, vf)
+        return f"{0xACC0 + numa_node:04x}:{bus:02x}:{devfn >> 3:02x}.{devfn & 7:x}"
 
     def system_uuid(self) -> str | None:
         path = Path("/sys/class/dmi/id/product_uuid")  # absent when the firmware gives none

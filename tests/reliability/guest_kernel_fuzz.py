@@ -68,6 +68,7 @@ class Fuzz:
     def __init__(self, seed: int, ko: str, firmware_ok: bool):
         self.rng = random.Random(seed)
         self.ko, self.firmware_ok = ko, firmware_ok
+        self.backend: list[str] = []  # ["backend=pci"]: every reload keeps the backend
         self.ops = Counter()          # kind -> count
         self.errors = Counter()       # errno name -> count
         self.unexpected: list[str] = []
@@ -386,7 +387,7 @@ class Fuzz:
                 os.close(fd)
                 if busy.returncode == 0:
                     self.unexpected.append("rmmod succeeded while a /dev node was open")
-                    self.run_module("insmod", self.ko)
+                    self.run_module("insmod", self.ko, *self.backend)
             done = self.run_module("rmmod", MODULE)
             if done.returncode:
                 self.unexpected.append(f"rmmod failed: {done.stderr.strip()}")
@@ -396,6 +397,7 @@ class Fuzz:
                       f"numa_nodes={self.rng.randint(1, 3)}"]
             total = int(params[1].split("=")[1])
             params.append(f"num_vfs={self.rng.randrange(0, total + 1)}")
+            params += self.backend
             loaded = self.run_module("insmod", self.ko, *params)
             if loaded.returncode:
                 self.unexpected.append(f"insmod {params} failed: {loaded.stderr.strip()}")
@@ -414,11 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=4)
     parser.add_argument("--ops-per-cycle", type=int, default=300)
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--backend", choices=["soft", "pci"], default="soft",
+                        help="the module's backend on every reload (load it so first)")
     args = parser.parse_args(argv)
     if os.environ.get("MOCK_ACCEL_IN_GUEST") != "1":   # it rmmods and insmods
         parser.error("runs only inside the QEMU guest (see test_kernel_fuzz_vm.py)")
     ko = str(locate.ko())
     fuzz = Fuzz(args.seed, ko, firmware_ok=True)
+    fuzz.backend = [f"backend={args.backend}"] if args.backend != "soft" else []
     started = time.monotonic()
     readers = fuzz.start_readers(args.readers)
     try:

@@ -2,7 +2,9 @@
 sysfs writes across all devices with concurrent readers, add/remove and VF toggling under load,
 unload/reload cycles. Every failed call must return an errno the ABI allows, and the guest's
 kernel log must stay free of WARN/BUG/Oops (and leaks, lockdep, hung tasks).
-Replay: MOCK_ACCEL_RELIABILITY_SEED=<seed>; MOCK_ACCEL_KERNEL_FUZZ_OPS sets the count."""
+Replay: MOCK_ACCEL_RELIABILITY_SEED=<seed>; MOCK_ACCEL_KERNEL_FUZZ_OPS sets the count;
+MOCK_ACCEL_KERNEL_FUZZ_BACKEND=pci fuzzes the module's virtual PCI backend (backend=pci) instead
+of the software bus."""
 from __future__ import annotations
 
 import json
@@ -15,6 +17,7 @@ from tools import locate
 from tools.vm import dmesg_problems, run_in_guest
 
 OPS = int(os.environ.get("MOCK_ACCEL_KERNEL_FUZZ_OPS", "10000"))
+BACKEND = os.environ.get("MOCK_ACCEL_KERNEL_FUZZ_BACKEND", "soft")
 
 pytestmark = pytest.mark.vm
 
@@ -41,9 +44,9 @@ def test_kernel_fuzz(seed, progress):
     show = progress("kernel fuzz", OPS)
     result = run_in_guest(
         [sys.executable, "-m", "tests.reliability.guest_kernel_fuzz", "--seed", str(seed),
-         "--ops", str(OPS)],
+         "--ops", str(OPS), "--backend", BACKEND],
         ko=locate.ko(), firmware_dir=locate.firmware_dir(),
-        modparams="num_devices=4 total_vfs=4 num_vfs=1",
+        modparams=f"num_devices=4 total_vfs=4 num_vfs=1 backend={BACKEND}",
         timeout=1200, output_stream=Lines(show))
     summary_lines = [line for line in result.output.splitlines()
                      if line.startswith("@@fuzz-summary ")]

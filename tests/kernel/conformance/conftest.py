@@ -13,12 +13,17 @@ from tests.harness.beds import IN_GUEST, Bed, KernelBed, SimBed
 
 # On the host the suite runs on the simulator; tests/kernel/test_kernel_vm.py runs it again
 # inside the guest, where it runs on the real module.
-BACKENDS = ["kernel"] if IN_GUEST else ["sim"]
+# In the guest it runs twice: on the software bus and with backend=pci (the module's virtual PCI
+# host bridges, kmod/ABI.md).
+BACKENDS = ["kernel", "kernel-pci"] if IN_GUEST else ["sim"]
 
 
 @pytest.fixture(params=BACKENDS)
 def bed(request, tmp_path) -> Iterator[Bed]:
-    test_bed = SimBed(tmp_path) if request.param == "sim" else KernelBed()
+    if request.param == "sim":
+        test_bed = SimBed(tmp_path)
+    else:
+        test_bed = KernelBed("pci" if request.param == "kernel-pci" else "soft")
     try:
         yield test_bed
     finally:

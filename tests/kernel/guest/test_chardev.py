@@ -7,6 +7,7 @@ import fcntl
 import os
 import stat
 import subprocess
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,6 +33,21 @@ WORDS = set(locate.wordlist().read_text().split())
 
 def kernel_log() -> str:
     return subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+
+
+def log_mark() -> str:
+    """Write a unique line into the kernel log and return it. The ring buffer wraps (a PCI
+    enumeration logs dozens of lines per load), so "the log since" is what follows a mark,
+    never an offset into an earlier copy of the log."""
+    mark = f"mock-accel-test-mark {uuid.uuid4()}"
+    Path("/dev/kmsg").write_text(mark + "\n")
+    return mark
+
+
+def kernel_log_since(mark: str) -> str:
+    log = kernel_log()
+    assert mark in log, f"{mark} is no longer in the kernel log"
+    return log.split(mark, 1)[1]
 
 
 def expect_errno(code: int, action) -> None:
@@ -108,7 +124,7 @@ def test_passphrase_errors_without_firmware_and_on_failure(kernel):
     kernel.node.inject_fault("mock0")
     with DeviceFile("/dev/mock0") as device:
         expect_errno(errno.EIO, lambda: device.passphrase())
-    before = kernel_log()
+    mark = log_mark()
     kernel.load(firmware=False)
     with DeviceFile("/dev/mock0") as device:
         expect_errno(errno.ENOENT, lambda: device.passphrase())
@@ -116,7 +132,7 @@ def test_passphrase_errors_without_firmware_and_on_failure(kernel):
     with DeviceFile("/dev/mock1") as device:
         expect_errno(errno.ENOENT, lambda: device.passphrase(3))
     # the missing firmware is reported once per load, not once per device or per call
-    since_load = kernel_log()[len(before):]
+    since_load = kernel_log_since(mark)
     assert since_load.count("mock-accel-absent.txt not found") == 1, since_load
 
 
@@ -125,14 +141,14 @@ def test_refused_wordlist_is_one_log_line_naming_line_and_rule(kernel, tmp_path)
     load_wordlist, naming the file, the line and the limit."""
     firmware = tmp_path / "mock-accel-long.txt"
     firmware.write_bytes(b"ab\n" + b"x" * 21 + b"\n")
-    before = kernel_log()
+    mark = log_mark()
     kernel.load(firmware=firmware)
     fd = os.open(kernel.node.attribute_path("mock2", "load_wordlist"), os.O_WRONLY)
     try:  # one write(2), one call of the store (a buffered file may flush twice)
         expect_errno(errno.EINVAL, lambda: os.write(fd, b"1"))
     finally:
         os.close(fd)
-    lines = [line for line in kernel_log()[len(before):].splitlines()
+    lines = [line for line in kernel_log_since(mark).splitlines()
              if "mock_accel: wordlist" in line]
     why = ("wordlist firmware mock-accel-long.txt line 2: a word of 21 bytes; 12 words joined "
            "by '-' must fit a 255-byte passphrase, so words have at most 20 bytes; refused")
