@@ -537,14 +537,17 @@ def test_module_parameters_are_the_modules_own():
     for src in (CHART.parent / "kmod").glob("*.c"):
         declared |= set(re.findall(r"module_param(?:_named)?\(\s*(\w+)", src.read_text()))
     assert {"num_devices", "numa_nodes", "total_vfs", "num_vfs", "memory_size"} <= declared
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    offered = schema["properties"]["kernelModule"]["properties"]["parameters"]["properties"]
+    assert set(offered) == declared, "the schema offers exactly the module's parameters"
     objs = render(*MODES["prebuilt"], "kernelModule.parameters.num_vfs=2",
-                  "kernelModule.parameters.uuid_seed=12345",
+                  "kernelModule.parameters.uuid_seed=12345", "kernelModule.parameters.backend=pci",
                   "kernelModule.parameters.dev_mode=null")
     params = module(objs)["spec"]["moduleLoader"]["container"]["modprobe"]["parameters"]
     got = dict(p.split("=", 1) for p in params)
     assert set(got) <= declared, set(got) - declared
     assert got == {"num_devices": "4", "numa_nodes": "2", "total_vfs": "4", "num_vfs": "2",
-                   "memory_size": "17179869184", "uuid_seed": "12345"}
+                   "memory_size": "17179869184", "uuid_seed": "12345", "backend": "pci"}
     assert "additional properties 'bogus' not allowed" in render_error(
         *MODES["prebuilt"], "kernelModule.parameters.bogus=1")
 
