@@ -72,7 +72,8 @@ def test_a_broken_selector_is_refused(client):
 
 
 def test_getting_started_claim_and_pod_are_accepted(client, namespace):
-    """The claim and pod that the getting-started page builds from the chart's values."""
+    """The claim and pod that the getting-started page builds from the chart's values, and the
+    kind section's manifest (tests/kind/pf-pod.yaml)."""
     from execnb.nbio import read_nb
     from execnb.shell import CaptureShell
 
@@ -87,7 +88,11 @@ def test_getting_started_claim_and_pod_are_accepted(client, namespace):
     claim, pod = shell.user_ns["claim"], shell.user_ns["pod"]
     assert claim["spec"]["devices"]["requests"][0]["exactly"]["deviceClassName"] == \
         "mock-accel-pf"
-    for obj in (claim, pod):
+    # the kind section shows tests/kind/pf-pod.yaml, the manifest of the kind test
+    kind_claim, kind_pod = shell.user_ns["pf_claim"], shell.user_ns["pf_pod"]
+    assert kind_pod["spec"]["resourceClaims"][0]["resourceClaimName"] == \
+        kind_claim["metadata"]["name"]
+    for obj in (claim, pod, kind_claim, kind_pod):
         obj = json.loads(json.dumps(obj))
         obj["metadata"]["namespace"] = namespace
         assert dry_run_create(client, obj)["metadata"]["name"] == obj["metadata"]["name"]
