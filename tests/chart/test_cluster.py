@@ -275,6 +275,18 @@ def _denied(fn) -> KubeError:
     return err.value
 
 
+def _remove(cluster, api: KubeClient, objs: list[dict], slices=(), nodes=()) -> None:
+    """Undo a test's cluster-scoped setup: its slices, the rendered objects (the namespace's
+    ServiceAccounts go with the namespace), its nodes."""
+    for name in slices:
+        api.delete("resource.k8s.io/v1", "ResourceSlice", name)
+    for obj in reversed(objs):
+        if obj["kind"] != "ServiceAccount":
+            api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+    for node in nodes:
+        cluster.delete_node(node)
+
+
 def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namespace):
     tag = f"vap{_unique()}"
     driver = f"{tag}.chart-test.example.com"
@@ -357,13 +369,7 @@ def test_admission_policy_keeps_each_node_to_its_own_slices(cluster, api, namesp
                                              namespace))
         assert got["metadata"]["uid"] == claim["metadata"]["uid"]
     finally:
-        for name in created:
-            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
-        for obj in reversed(objs):
-            if obj["kind"] != "ServiceAccount":
-                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
-        for node in (node_a, node_b):
-            cluster.delete_node(node)
+        _remove(cluster, api, objs, created, (node_a, node_b))
 
 
 def _rules(client: KubeClient, namespace: str) -> set[tuple]:
@@ -417,9 +423,7 @@ def test_node_agent_lists_claims_and_nothing_more(cluster, api, namespace):
         assert extra == {("resource.k8s.io", "resourceclaims", "get", ()),
                          ("resource.k8s.io", "resourceclaims", "list", ())}, extra
     finally:
-        for obj in reversed(objs):
-            if obj["kind"] != "ServiceAccount":
-                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        _remove(cluster, api, objs)
         cluster.delete_namespace(other_ns)
         cluster.delete_node(node)
 
@@ -498,11 +502,5 @@ def test_admission_policy_ties_slice_names_and_pools_to_the_node(cluster, api, n
         a.request("DELETE", f"{slices}/{tag}-old")
         made.remove(f"{tag}-old")
     finally:
-        for name in made:
-            api.delete("resource.k8s.io/v1", "ResourceSlice", name)
-        for obj in reversed(objs):
-            if obj["kind"] != "ServiceAccount":
-                api.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
-        for node in (node_a, node_b):
-            cluster.delete_node(node)
+        _remove(cluster, api, objs, made, (node_a, node_b))
         api.delete("v1", "Node", long_node)
