@@ -12,12 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from tools.docker import runc_wrapper
+from tools.images.busybox import build_busybox
 from tools.locate import REPO
 
 pytestmark = pytest.mark.skipif(shutil.which("dockerd") is None or os.geteuid() != 0,
@@ -54,15 +54,8 @@ def _docker(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _busybox_image(root: Path) -> str:
-    tar = root / "rootfs.tar"
-    with tarfile.open(tar, "w") as t:
-        t.add("/bin/busybox", "bin/busybox")
-        for applet in ("sh", "grep", "sleep"):
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            t.addfile(info)
-    assert _docker(root, "import", str(tar), "ma-test/busybox:1").returncode == 0
-    return "ma-test/busybox:1"
+    """The project's busybox (tools/images/busybox.py), built on this test's engine."""
+    return build_busybox("ma-test/busybox:1", host=f"unix://{root / 'run' / 'docker.sock'}")
 
 
 def test_privileged_container_starts_once_the_runtime_is_the_default(root, tool_in):

@@ -4,7 +4,8 @@
 # (settings.ini). `make images-test` builds them and runs the tests on the built images.
 .PHONY: images images-lock images-test
 
-APT_PACKAGES += mmdebstrap
+# busybox-static: the busybox image (tools/images/busybox.py)
+APT_PACKAGES += mmdebstrap busybox-static
 
 images: dockerd-up firmware
 	@echo "==> images (tools/images): bases, driver, module"

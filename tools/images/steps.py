@@ -14,15 +14,18 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def run(step: str, cmd: list[str], *, quiet: bool = False, **kw) -> str:
-    """Run `cmd` as the step `step`: print its lines (unless quiet), return its output; raise
-    ImageError naming the step and the last line it printed when it fails."""
+def run(step: str, cmd: list[str], *, quiet: bool = False, host: str | None = None,
+        **kw) -> str:
+    """Run `cmd` as the step `step` (docker against our engine, or the one at `host`): print its
+    lines (unless quiet), return its output; raise ImageError naming the step and the last line
+    it printed when it fails."""
     t0 = time.monotonic()
     say(f"==> [{step}] {' '.join(cmd[:3])} …")
     lines: list[str] = []
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**docker_env(), "DOCKER_BUILDKIT": "0"}, **kw)
+                                env={**docker_env(), "DOCKER_BUILDKIT": "0",
+                                     **({"DOCKER_HOST": host} if host else {})}, **kw)
     except OSError as e:
         raise ImageError(f"step {step}: cannot run {cmd[0]}: {e.strerror}") from None
     for line in proc.stdout:

@@ -1,9 +1,9 @@
 """A local image registry for kind nodes, and the images they pull from it (nothing is pulled here).
 
 `up` builds two images with `docker build` (FROM scratch): the registry (distribution v3.1.2, the
-static binary tools/gotools.py installs) and busybox (Debian's busybox-static and its applet
-links); it runs the registry as container `mock-accel-registry` (127.0.0.1:5001 on this host, on
-kind's Docker network when that exists) and pushes busybox as `library/busybox:latest` and the
+static binary tools/gotools.py installs) and busybox (tools/images/busybox.py); it runs the
+registry as container `mock-accel-registry` (127.0.0.1:5001 on this host, on kind's Docker
+network when that exists) and pushes busybox as `library/busybox:latest` and the
 driver image (`make images`) as `mock-accel/dra-driver:<version>`. `nodes` makes a kind cluster's
 containerd resolve `docker.io` and `localhost` there over plain HTTP (a `hosts.toml` per registry
 in `/etc/containerd/certs.d`, the `config_path` that tests/e2e/kind/kind-config.yaml sets), so
@@ -27,6 +27,7 @@ from mock_accel.wait import wait_until
 from tools import gotools
 from tools.docker import answers, docker
 from tools.images import ImageError, driver_image
+from tools.images.busybox import BUSYBOX, build_busybox
 from tools.images.steps import exists, run, say
 
 HERE = Path(__file__).parent
@@ -37,8 +38,6 @@ ON_HOST = f"127.0.0.1:{PORT}"  # docker pushes here (127.0.0.0/8 is plain HTTP f
 IN_CLUSTER = f"{NAME}:5000"
 MIRRORED = ("docker.io", "localhost")  # the registries the nodes resolve to ours
 IMAGE = f"mock-accel/registry:{gotools.TOOLS['registry'].version}"
-BUSYBOX = "mock-accel/busybox:debian"
-BUSYBOX_BIN = Path("/bin/busybox")  # Debian's busybox-static
 
 
 class RegistryError(ImageError):
@@ -58,18 +57,15 @@ def _build(step: str, containerfile: str, files: dict[str, Path], tag: str) -> s
 
 
 def build_images() -> tuple[str, str]:
-    """The registry image and the busybox image (Docker's layer cache makes a rebuild ~1 s)."""
+    """The registry image and busybox (tools/images/busybox.py); Docker's layer cache makes a
+    rebuild ~1 s."""
     try:
         binary = gotools.ensure("registry") / "registry"
     except gotools.BuildError as e:
         raise RegistryError(f"step registry binary: {e}") from None
-    if not BUSYBOX_BIN.is_file():
-        raise RegistryError(f"step busybox: {BUSYBOX_BIN} is missing: apt-get install "
-                            "busybox-static (make apt-deps)")
     reg = _build("registry image", "registry.Containerfile",
                  {"registry": binary, "config.yml": HERE / "config.yml"}, IMAGE)
-    return reg, _build("busybox image", "busybox.Containerfile", {"busybox": BUSYBOX_BIN},
-                       BUSYBOX)
+    return reg, build_busybox(BUSYBOX)
 
 
 def _state() -> dict | None:

@@ -6,8 +6,6 @@
 #   python3 -m tools.registry nodes <cluster>   point a kind cluster's containerd at it
 .PHONY: kind-registry-up kind-registry-down
 
-APT_PACKAGES += busybox-static
-
 kind-registry-up: dockerd-up images
 	$(PYTHON) -m tools.registry up
 
