@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docker.conftest import bridge_name
 from tools.locate import REPO
 
 pytestmark = pytest.mark.skipif(shutil.which("dockerd") is None,
@@ -56,14 +58,44 @@ def test_missing_engine_is_one_line_and_exit_1(root, tool_in, tmp_path):
                                 "install Debian's docker.io (make deps does)")
 
 
-def test_a_daemon_that_cannot_start_says_why(root, tool_in):
-    r = subprocess.run([sys.executable, "-m", "tools.docker", "up",
-                        "--extra=--this-flag-does-not-exist"],
-                       env={**os.environ, "PYTHONPATH": str(REPO),
-                            "MOCK_ACCEL_DOCKER_RUN": str(root / "run"),
-                            "MOCK_ACCEL_DOCKER_DATA": str(root / "data")},
-                       text=True, capture_output=True, timeout=180)
-    assert r.returncode == 1
-    assert r.stderr.startswith("tools.docker: dockerd exited with status")
-    assert "this-flag-does-not-exist" in r.stderr  # the log's tail names the cause
-    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+def _up(root: Path, extra: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m tools.docker up --extra=...` on the test's roots, `env` on top."""
+    return subprocess.run([sys.executable, "-m", "tools.docker", "up", f"--extra={extra}"],
+                          env={**os.environ, "PYTHONPATH": str(REPO),
+                               "MOCK_ACCEL_DOCKER_RUN": str(root / "run"),
+                               "MOCK_ACCEL_DOCKER_DATA": str(root / "data"), **env},
+                          text=True, capture_output=True, timeout=180)
+
+
+def _one_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    return r.stderr.strip()
+
+
+def test_a_daemon_that_cannot_start_says_why(root):
+    line = _one_line(_up(root, "--this-flag-does-not-exist"))
+    assert line.startswith("tools.docker: dockerd exited with status")
+    assert f"{root / 'run' / 'dockerd.log'} ends: " in line  # the log's path
+    assert "this-flag-does-not-exist" in line  # and its tail names the cause
+
+
+def test_a_data_root_that_cannot_be_made_is_one_line(root, tmp_path):
+    (tmp_path / "data").write_text("a file, not a directory")
+    line = _one_line(_up(root, "", MOCK_ACCEL_DOCKER_DATA=str(tmp_path / "data")))
+    assert line == (f"tools.docker: cannot make {tmp_path / 'data'} a directory for dockerd: "
+                    "File exists")
+
+
+def test_a_daemon_that_never_answers_is_stopped_and_its_log_quoted(root, tool_in):
+    """dockerd waiting for a containerd that is not there never answers (and ignores SIGTERM):
+    `up` gives up after its start timeout, kills it and quotes the log's last error."""
+    r = _up(root, f"--bridge={bridge_name(root)} --iptables=false --ip-masq=false "
+            f"--containerd={root / 'nothing.sock'}", MOCK_ACCEL_DOCKERD_START_TIMEOUT="10")
+    line = _one_line(r)
+    pid = int(re.search(r"dockerd pid (\d+) did not answer", line)[1])
+    assert f"in 10 s and was stopped; {root / 'run' / 'dockerd.log'} ends: " in line
+    assert str(root / "nothing.sock") in line  # the log's last error names the socket
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"
+    assert tool_in(root, "down").stdout.strip() == "no dockerd of ours was running"

@@ -24,7 +24,8 @@ CONFIG = RUN_DIR / "daemon.json"  # our daemons start with it; `runtime` edits i
 DEFAULT_CONFIG = Path("/etc/docker/daemon.json")  # what a dockerd without --config-file reads
 RUNTIME = "mock-accel-runc"  # runc without CAP_SYS_RESOURCE (tools/docker/runc_wrapper.py)
 HOST = f"unix://{SOCKET}"
-START_TIMEOUT = 90.0
+# how long a starting dockerd may take to answer before it is stopped and its log quoted
+START_TIMEOUT = float(os.environ.get("MOCK_ACCEL_DOCKERD_START_TIMEOUT") or 90)
 STOP_TIMEOUT = 30.0
 
 
@@ -54,9 +55,12 @@ def pid() -> int | None:
     return n
 
 
-def answers() -> bool:
-    """Whether an engine answers on our socket."""
+def answers(timeout: float = 20) -> bool:
+    """Whether an engine answers on our socket (within `timeout` s: a hung one does not)."""
     if not SOCKET.exists() or shutil.which("docker") is None:
         return False
-    r = docker("version", "--format", "{{.Server.Version}}", check=False, timeout=20)
+    try:
+        r = docker("version", "--format", "{{.Server.Version}}", check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
     return r.returncode == 0

@@ -46,8 +46,11 @@ def up(extra: str = "") -> int:
     if (stale := pid()) is not None:
         raise DockerError(f"dockerd pid {stale} holds {PIDFILE} but does not answer on {SOCKET}: "
                           f"run `python -m tools.docker down` first")
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    for d in (RUN_DIR, DATA_ROOT):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DockerError(f"cannot make {d} a directory for dockerd: {e.strerror}") from None
     for f in (PIDFILE, SOCKET):
         f.unlink(missing_ok=True)
     if not CONFIG.exists():  # `runtime` edits it; dockerd rereads it on SIGHUP
@@ -59,15 +62,29 @@ def up(extra: str = "") -> int:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_until(lambda: proc.poll() is not None or answers(), timeout=START_TIMEOUT,
-                   what=f"dockerd to answer on {SOCKET}", interval=0.5)
-    except WaitTimeout as e:
-        proc.terminate()
-        raise DockerError(f"{e}; {LOG} ends: {_last_words()}") from None
+        wait_until(lambda: proc.poll() is not None or answers(timeout=5),
+                   timeout=START_TIMEOUT, what=f"dockerd to answer on {SOCKET}", interval=0.5)
+    except WaitTimeout:
+        _stop(proc)  # a hung dockerd ignores SIGTERM: never leave it running
+        raise DockerError(f"dockerd pid {proc.pid} did not answer on {SOCKET} in "
+                          f"{START_TIMEOUT:g} s and was stopped; {LOG} ends: "
+                          f"{_last_words()}") from None
     if proc.poll() is not None:
         raise DockerError(f"dockerd exited with status {proc.returncode}; {LOG} ends: "
                           f"{_last_words()}")
     return proc.pid
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 5 s; our pidfile and socket go with it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+    PIDFILE.unlink(missing_ok=True)
+    SOCKET.unlink(missing_ok=True)
 
 
 def down() -> bool:
