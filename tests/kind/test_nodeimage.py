@@ -7,8 +7,10 @@ a failing step is named; the kind the builder installs is the kind the e2e scrip
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import yaml
 
 from mock_accel.kubebins import BuildError
 from tests.e2e.test_kind_scripts import lib_value
@@ -72,7 +74,7 @@ def test_caches_of_other_keys_of_this_version_are_pruned(tmp_path, monkeypatch):
         (d / "images").mkdir(parents=True)
     assert nodeimage.prune(keep) == [stale]
     assert keep.is_dir() and other.is_dir() and not stale.exists()
-    assert removed == [("rmi", "mock-accel/kind-node-base:bbb")]
+    assert removed == [("rmi", "mock-accel/kind-node-base:bbb", "mock-accel/kind-node:v1.37.2-bbb")]
 
 
 def test_a_long_command_shows_progress_and_its_failure_its_log(tmp_path, capsys):
@@ -82,3 +84,47 @@ def test_a_long_command_shows_progress_and_its_failure_its_log(tmp_path, capsys)
     assert "    ... probe: " in capsys.readouterr().out and "step one" in log.read_text()
     with pytest.raises(BuildError, match=r"probe failed \(exit 3; log .*x\.log\):\nbroken"):
         nodeimage.run_logged(["sh", "-c", "echo broken; exit 3"], "probe", log, every=0.2)
+
+
+def test_the_node_root_has_the_cni_unit_and_no_cni_config(tmp_path):
+    """kindnetd's place: the unit writes the config for the node's podCIDR at boot (none is
+    baked in: the node stays NotReady until then); the nodes may read every Node."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("kubelet", "kubeadm", "kubectl", "runc", "crictl", "containerd", "ctr",
+                 "containerd-shim-runc-v2"):
+        (fake / name).write_text(name)
+    cni = tmp_path / "cni"
+    cni.mkdir()
+    (cni / "bridge").write_text("bridge")
+    tools = {"runc": fake, "crictl": fake, "containerd": fake, "cni-plugins": cni}
+    root = tmp_path / "root"
+    nodeimage.node_root(root, {n: fake / n for n in ("kubelet", "kubeadm", "kubectl")}, tools,
+                        ["registry.k8s.io/pause:3.10.2"])
+    script = root / "usr" / "local" / "bin" / "mock-accel-cni"
+    assert script.read_text() == (nodeimage.HERE / "mock-accel-cni.sh").read_text()
+    assert os.access(script, os.X_OK)
+    unit = (root / "etc" / "systemd" / "system" / nodeimage.CNI_UNIT).read_text()
+    assert "ExecStart=/usr/local/bin/mock-accel-cni\n" in unit
+    assert list((root / "etc" / "cni" / "net.d").iterdir()) == []
+    assert nodeimage.CNI_UNIT in nodeimage.NODE_CONTAINERFILE.format(
+        base="b", cni_unit=nodeimage.CNI_UNIT).split("systemctl enable", 1)[1].split(";")[0]
+    docs = list(yaml.safe_load_all((root / "kind" / "manifests" / "default-cni.yaml").read_text()))
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                    "name": "system:nodes"}]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"],
+                              "verbs": ["get", "list", "watch"]}]
+
+
+def test_the_cache_key_covers_the_cni_unit(tmp_path, monkeypatch):
+    before = nodeimage.cache_key()
+    for f in nodeimage.HERE.iterdir():
+        if f.suffix in nodeimage.KEYED:
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setattr(nodeimage, "HERE", tmp_path)
+    assert nodeimage.cache_key() == before
+    (tmp_path / "mock-accel-cni.sh").write_text("#!/bin/bash\n")
+    assert nodeimage.cache_key() != before
+    assert nodeimage.keyed_image("abc") == f"{nodeimage.image_name()}-abc"

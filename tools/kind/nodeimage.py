@@ -11,8 +11,11 @@ CoreDNS and kindnetd) cannot run. This assembles what it would make, from packag
 4. images         kubeadm's images, named as `kubeadm config images list` prints them, and pause
                   (tools/kind/pause.c), each `docker save`d
 5. node base      kind's own base files (read from the Go module cache of kind), the binaries,
-                  containerd's config with the two changes this host needs, a bridge CNI config
-6. node image     the images imported into the node's containerd (as kind does), committed
+                  containerd's config with the two changes this host needs, and in kindnetd's
+                  place a unit that writes the bridge CNI config for the node's podCIDR and
+                  routes to the other nodes' (tools/kind/mock-accel-cni.sh)
+6. node image     the images imported into the node's containerd (as kind does), committed as
+                  `mock-accel/kind-node:<version>-<key>` and tagged `...:<version>`
 
 Every step records a stamp when it completed; a run reuses completed steps and redoes the
 others from scratch (a killed run leaves no stamp). The cache key holds every version.
@@ -46,9 +49,12 @@ NODE_PACKAGES = ("systemd", "conntrack", "iptables", "nftables", "iproute2", "et
                  "ca-certificates", "curl", "jq", "procps", "e2fsprogs")
 MIN_PACKAGES = ("iptables", "nftables", "conntrack", "ca-certificates")  # kube-proxy's tools
 NODE_TOOLS = ("runc", "containerd", "crictl", "cni-plugins", "coredns")
-REVISION = "1"  # bump when the image's layout changes without a version change
+REVISION = "2"  # bump when the image's layout changes without a version change
 ROOT = Path(os.environ.get("MOCK_ACCEL_KIND_CACHE")
             or Path.home() / ".cache" / "mock-accel" / "kind")
+
+
+KEYED = (".py", ".c", ".sh", ".service")  # the files of this folder the image is made of
 
 
 def k8s_version() -> str:
@@ -56,8 +62,13 @@ def k8s_version() -> str:
 
 
 def image_name() -> str:
-    """The node image this builds."""
+    """The node image's name for users: the last one built (`keyed_image` for these inputs)."""
     return f"mock-accel/kind-node:{k8s_version()}"
+
+
+def keyed_image(key: str | None = None) -> str:
+    """The node image of these inputs (or of `key`): never retagged by a build of others."""
+    return f"{image_name()}-{key or cache_key()}"
 
 
 def cache_key() -> str:
@@ -66,7 +77,7 @@ def cache_key() -> str:
              "min": MIN_PACKAGES, "revision": REVISION,
              "tools": {n: gotools.TOOLS[n].key() for n in (*NODE_TOOLS, KIND_TOOL)},
              "files": [hashlib.sha256(p.read_bytes()).hexdigest()
-                       for p in sorted(HERE.glob("*")) if p.suffix in (".py", ".c")]}
+                       for p in sorted(HERE.glob("*")) if p.suffix in KEYED]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -255,24 +266,44 @@ def step_images(work: Path, bins: dict, tools: dict, roots: dict) -> dict:
 
 # -- 5. node base ----------------------------------------------------------------------------
 
-CNI_CONFIG = {  # one node: a bridge with the first /24 of kind's default pod subnet
-    "cniVersion": "1.0.0", "name": "mock-accel-bridge",
-    "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True,
-                 "hairpinMode": True,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]],
-                          "routes": [{"dst": "0.0.0.0/0"}]}},
-                {"type": "portmap", "capabilities": {"portMappings": True}}]}
-# kind applies /kind/manifests/default-cni.yaml unless the config disables its CNI; the bridge
-# configuration is already in the image, so this only records that (kindnetd cannot be pulled).
-DEFAULT_CNI = """# mock-accel offline kind node: the CNI is the bridge plugin configured in
-# /etc/cni/net.d/10-mock-accel-bridge.conflist of the node image (tools/kind/README.md)
+CNI_UNIT = "mock-accel-cni.service"  # kindnetd's job on this image: tools/kind/mock-accel-cni.sh
+# kind applies /kind/manifests/default-cni.yaml (as admin, after `kubeadm init`, before the
+# workers join) unless the config disables its CNI. Each node's mock-accel-cni unit does the
+# work with the kubelet's credentials, and a node may read only its own Node object (the Node
+# authorizer): this lets the group of nodes read all Nodes (their podCIDRs and addresses), what
+# kindnetd's service account may, and records what the CNI is (kindnetd cannot be pulled).
+DEFAULT_CNI = """# mock-accel offline kind node: the CNI is the bridge plugin, configured
+# on each node for its podCIDR by the mock-accel-cni unit, which also routes to the other
+# nodes' podCIDRs (tools/kind/mock-accel-cni.sh, tools/kind/README.md)
 apiVersion: v1
 kind: ConfigMap
 metadata:
   name: mock-accel-cni
   namespace: kube-system
 data:
-  cni: bridge (/etc/cni/net.d/10-mock-accel-bridge.conflist)
+  cni: bridge (/etc/cni/net.d/10-mock-accel-bridge.conflist, written by mock-accel-cni.service)
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: mock-accel-cni
+rules:
+  - apiGroups: [""]
+    resources: ["nodes"]
+    verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: mock-accel-cni
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: mock-accel-cni
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: Group
+    name: system:nodes
 """
 NODE_CONTAINERFILE = """FROM {base}
 COPY root/ /
@@ -282,7 +313,8 @@ RUN set -eu; chmod 755 /kind /kind/bin; \\
       sockets.target.wants/*udev* sockets.target.wants/*initctl* basic.target.wants/*; \\
     rm -f /etc/systemd/system/*.wants/*; cd /; \\
     echo ReadKMsg=no >> /etc/systemd/journald.conf; ln -sf /usr/lib/systemd/systemd /sbin/init; \\
-    systemctl enable kubelet.service containerd.service undo-mount-hacks.service; \\
+    systemctl enable kubelet.service containerd.service undo-mount-hacks.service \\
+      {cni_unit}; \\
     systemctl mask systemd-binfmt.service; mkdir -p /etc/kubernetes/manifests; \\
     ctr oci spec | jq '.hooks.createContainer[.hooks.createContainer|length] |= . + \\
       {{"path": "/kind/bin/mount-product-files.sh"}}' | jq 'del(.process.rlimits)' \\
@@ -340,9 +372,9 @@ def node_root(root: Path, bins: dict, tools: dict, images: list[str]) -> None:
         (root / where).mkdir(parents=True, exist_ok=True)
         for f in files:
             shutil.copy2(f, root / where / Path(f).name)
-    net = root / "etc" / "cni" / "net.d"
-    net.mkdir(parents=True)
-    (net / "10-mock-accel-bridge.conflist").write_text(json.dumps(CNI_CONFIG, indent=2) + "\n")
+    (root / "etc" / "cni" / "net.d").mkdir(parents=True)  # empty: the node is NotReady until
+    shutil.copy2(HERE / "mock-accel-cni.sh", root / "usr/local/bin/mock-accel-cni")  # writes it
+    shutil.copy2(HERE / CNI_UNIT, root / "etc/systemd/system" / CNI_UNIT)
     (root / "kind" / "manifests").mkdir(parents=True, exist_ok=True)
     (root / "kind" / "manifests" / "default-cni.yaml").write_text(DEFAULT_CNI)
     (root / "kind" / "version").write_text(k8s_version() + "\n")
@@ -352,7 +384,8 @@ def step_node_base(work: Path, bins: dict, tools: dict, roots: dict, images: dic
     ctx = work / "node"
     shutil.rmtree(ctx, ignore_errors=True)
     node_root(ctx / "root", bins, tools, images["images"])
-    (ctx / "Containerfile").write_text(NODE_CONTAINERFILE.format(base=roots["node"]))
+    (ctx / "Containerfile").write_text(NODE_CONTAINERFILE.format(base=roots["node"],
+                                                                  cni_unit=CNI_UNIT))
     tag = f"mock-accel/kind-node-base:{cache_key()}"
     dockerc(*BUILD, "-t", tag, "-f", str(ctx / "Containerfile"), str(ctx),
             what="docker build of the node base", timeout=1800)
@@ -413,10 +446,10 @@ def step_node_image(work: Path, base: dict, images: dict) -> dict:
                 "rm -f /var/log/containerd-build.log", what="stopping containerd")
         dockerc("commit", "--change", 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
                 "--change", 'CMD []', "--change", 'ENV HTTP_PROXY="" HTTPS_PROXY="" NO_PROXY=""',
-                name, image_name(), what="docker commit of the node image")
+                name, keyed_image(), what="docker commit of the node image")
     finally:
         docker("rm", "-f", "-v", name, check=False)
-    return {"image": image_name(), "id": image_id(image_name())}
+    return {"image": keyed_image(), "id": image_id(keyed_image())}
 
 
 # -- the steps -------------------------------------------------------------------------------
@@ -468,7 +501,8 @@ def prune(keep: Path) -> list[Path]:
     for d in sorted(keep.parent.glob(f"{k8s_version()}-*")):
         if d == keep or not d.is_dir():
             continue
-        docker("rmi", f"mock-accel/kind-node-base:{d.name.rsplit('-', 1)[1]}", check=False)
+        key = d.name.rsplit("-", 1)[1]
+        docker("rmi", f"mock-accel/kind-node-base:{key}", keyed_image(key), check=False)
         shutil.rmtree(d, ignore_errors=True)
         gone.append(d)
     if gone:
@@ -477,7 +511,7 @@ def prune(keep: Path) -> list[Path]:
 
 
 def build(force: bool = False) -> str:
-    """Build (or find) the node image; return its name."""
+    """Build (or find) the node image, tag it `image_name()`; return its keyed name."""
     work = cache_dir()
     prune(work)
     if force:
@@ -490,9 +524,10 @@ def build(force: bool = False) -> str:
     roots = _run_step(3, STEPS[2], work, step_debian_roots)
     images = _run_step(4, STEPS[3], work, step_images, bins, tools, roots)
     base = _run_step(5, STEPS[4], work, step_node_base, bins, tools, roots, images)
-    _run_step(6, STEPS[5], work, step_node_image, base, images)
-    print(f"{image_name()} ready ({fmt_seconds(time.monotonic() - t0)})", flush=True)
-    return image_name()
+    node = _run_step(6, STEPS[5], work, step_node_image, base, images)["image"]
+    dockerc("tag", node, image_name(), what=f"docker tag {node} {image_name()}")
+    print(f"{node} ready as {image_name()} ({fmt_seconds(time.monotonic() - t0)})", flush=True)
+    return node
 
 
 def main(argv: list[str] | None = None) -> int:
