@@ -1,4 +1,4 @@
-"""What of `make e2e-kind` can be checked without Docker: shellcheck on the scripts, the kind
+"""What of `make e2e-kind-kmm` can be checked without Docker: shellcheck on the scripts, the kind
 config through kind's own loader and validation (built from the Go module proxy), the chart
 rendered with exactly the values and post-renderer the script uses, and the script's refusal to
 start without a Docker daemon (its teardown trap included)."""
