@@ -1,7 +1,8 @@
 """What of `make e2e-kind-kmm` can be checked without Docker: shellcheck on the scripts, the kind
 config through kind's own loader and validation (built from the Go module proxy), the chart
 rendered with exactly the values and post-renderer the script uses, and the script's refusal to
-start without a Docker daemon (its teardown trap included)."""
+start without a Docker daemon (its teardown trap included); for `make e2e-kind`, the config
+tools/kind/cluster.py generates with N workers and the runner's refusal of bad input."""
 from __future__ import annotations
 
 import json
@@ -194,3 +195,31 @@ def test_e2e_sh_stops_cleanly_without_a_docker_daemon(tmp_path):
     assert "its daemon does not answer" in result.stderr, result.stderr
     assert "==> tearing down" in result.stdout
     assert not list(tmp_path.glob("mock-accel-kind-*")), "the trap left its work directory"
+
+
+def test_the_lifecycles_config_adds_workers_and_passes_kinds_validation(kindcheck, tmp_path):
+    """tools/kind/cluster.py: the project's config plus N workers, each with the control plane's
+    mounts, through kind's own loader; the file itself is unchanged."""
+    from tools.kind.cluster import CONFIG, ClusterError, kind_config
+    before = CONFIG.read_text()
+    path = tmp_path / "two-workers.yaml"
+    path.write_text(kind_config(2))
+    result = subprocess.run([str(kindcheck), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line.split(": ", 1)[1] for line in result.stdout.splitlines()]
+    assert [line.split(" node")[0] for line in lines] == ["ok: control-plane", "ok: worker",
+                                                         "ok: worker"], lines
+    assert len({line.split(", ", 1)[1] for line in lines}) == 1, lines  # the same mounts
+    assert yaml.safe_load(kind_config(0)) == yaml.safe_load(before)
+    assert CONFIG.read_text() == before
+    with pytest.raises(ClusterError, match="workers must be 0 or more"):
+        kind_config(-1)
+
+
+def test_run_kind_refuses_bad_input_in_one_line(tmp_path):
+    """`make e2e-kind KIND_WORKERS=-1`: one line, exit 2, no cluster touched."""
+    result = subprocess.run(["python3", "-m", "tests.e2e.run_kind", "--out", str(tmp_path / "o"),
+                             "--workers", "-1"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: --workers must be 0 or more, not -1"], result.stderr
+    assert not (tmp_path / "o").exists()
