@@ -4,7 +4,7 @@
 #                        executed notebooks, pictures and process logs in artifacts/e2e-notebooks
 #   make e2e-kind        kind mode, offline (not part of `make test`): our dockerd, the images, the
 #                        local registry, the offline node image, a kind cluster of KIND_WORKERS
-#                        workers (tools/kind/cluster.py), the notebooks in kind mode with the chart
+#                        workers (tools/kind/cluster), the notebooks in kind mode with the chart
 #                        in simulation mode (tests/e2e/run_kind.py); executed notebooks, pod logs,
 #                        kubelet/containerd journals, measure.json in artifacts/e2e-kind; the
 #                        cluster is deleted on any exit (KEEP_CLUSTER=1 keeps it)

@@ -1,6 +1,6 @@
 """The offline kind e2e (`make e2e-kind`): the e2e notebooks in kind mode on a real kind cluster.
 
-A cluster from the offline node image (tools/kind/cluster.py: N workers, the nodes pointed at the
+A cluster from the offline node image (tools/kind/cluster: N workers, the nodes pointed at the
 local registry, which `make kind-registry-up` started), then `nbs/e2e/NN_*.ipynb` with papermill
 (tests/e2e/run_notebooks.py) in `kind` mode with `kmm_mode none`: the notebook installs the chart
 with `helm upgrade --install` in simulation mode, its images from the local registry. Executed

@@ -2,7 +2,7 @@
 config through kind's own loader and validation (built from the Go module proxy), the chart
 rendered with exactly the values and post-renderer the script uses, and the script's refusal to
 start without a Docker daemon (its teardown trap included); for `make e2e-kind`, the config
-tools/kind/cluster.py generates with N workers and the runner's refusal of bad input."""
+tools/kind/cluster generates with N workers and the runner's refusal of bad input."""
 from __future__ import annotations
 
 import json
@@ -198,7 +198,7 @@ def test_e2e_sh_stops_cleanly_without_a_docker_daemon(tmp_path):
 
 
 def test_the_lifecycles_config_adds_workers_and_passes_kinds_validation(kindcheck, tmp_path):
-    """tools/kind/cluster.py: the project's config plus N workers, each with the control plane's
+    """tools/kind/cluster: the project's config plus N workers, each with the control plane's
     mounts, through kind's own loader; the file itself is unchanged."""
     from tools.kind.cluster import CONFIG, ClusterError, kind_config
     before = CONFIG.read_text()
@@ -223,3 +223,13 @@ def test_run_kind_refuses_bad_input_in_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "error: --workers must be 0 or more, not -1"], result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_lifecycle_is_no_input_of_the_node_images_cache_key():
+    """The key digests tools/kind's own .py files: the lifecycle lives in a package below it, so
+    changing it rebuilds no node image (and checkouts with and without it share one cache)."""
+    from tools.kind import cluster, nodeimage
+    package = Path(cluster.__file__).parent
+    assert package.parent == nodeimage.HERE and package.name == "cluster"
+    assert package not in list(nodeimage.HERE.glob("*.py"))
+    assert not list(nodeimage.HERE.glob("cluster.py"))

@@ -1,4 +1,4 @@
-"""One kind cluster for the whole `make test-kind` session (tools/kind/cluster.py).
+"""One kind cluster for the whole `make test-kind` session (tools/kind/cluster).
 
 The local registry is started (or reused: it is shared), the cluster is created from the offline
 node image with tests/e2e/kind/kind-config.yaml and its nodes pointed at the registry; after the

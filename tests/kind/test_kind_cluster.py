@@ -1,7 +1,7 @@
 """A kind cluster from the offline node image (tools/kind): Ready, runs a pod, is deleted.
 
 `make test-kind` runs it (not `make test`: a cold node image takes minutes, a cluster about a
-minute more). The session's cluster (tests/kind/conftest.py, tools/kind/cluster.py) comes from
+minute more). The session's cluster (tests/kind/conftest.py, tools/kind/cluster) comes from
 `kind create cluster --image mock-accel/kind-node:... --config tests/e2e/kind/kind-config.yaml`;
 this checks every node is Ready with our kubelet version and runs a pod from a busybox image
 built here and loaded with `kind load docker-image`. Times and memory land in

@@ -12,6 +12,9 @@ raises; `down` deletes the cluster.
     python -m tools.kind.cluster up [--name N] [--workers N] [--kubeconfig PATH]
     python -m tools.kind.cluster logs [--name N] [--kubeconfig PATH] --out DIR
     python -m tools.kind.cluster down [--name N]
+
+A package, not a module of tools/kind: the node image's cache key digests that folder's own
+`.py` files (tools/kind/nodeimage.py), and this one is not an input of the image.
 """
 from __future__ import annotations
 
@@ -231,7 +234,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tools.kind.cluster: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
