@@ -233,3 +233,17 @@ def test_the_lifecycle_is_no_input_of_the_node_images_cache_key():
     assert package.parent == nodeimage.HERE and package.name == "cluster"
     assert package not in list(nodeimage.HERE.glob("*.py"))
     assert not list(nodeimage.HERE.glob("cluster.py"))
+
+
+@pytest.mark.parametrize("command", [["tests.e2e.run_kind", "--out", "OUT"],
+                                     ["tools.kind.cluster", "up"]])
+def test_without_our_dockerd_the_kind_e2e_says_so_in_one_line(command, tmp_path):
+    """No dockerd of ours (an empty run directory): one line naming the step and the fix, exit 1,
+    before any build or cluster."""
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    result = subprocess.run(["python3", "-m", *args, "--name", "mock-accel-no-such-cluster"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120,
+                            env={**os.environ, "MOCK_ACCEL_DOCKER_RUN": str(tmp_path / "run")})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "step dockerd: no dockerd of ours answers" in lines[0] and "make dockerd-up" in lines[0]
