@@ -16,12 +16,13 @@ from .cdi import CdiRegistry
 from .demo import DemoClaim
 from .kube import KubeClient, KubeError
 from .localnodes import kubectl_bin
+from .abi import STATUS_ALLOCATED
 from .sysfs import Device, Inventory
 
 # %% auto #0
 __all__ = ['RESOURCE', 'MKNOD', 'kubectl', 'our_slices', 'slice_rows', 'device_class_rows', 'daemonset_rows',
            'inventory_from_slices', 'SliceView', 'Claim', 'seed_manifests', 'LocalNode', 'cdi_host_paths',
-           'kind_module_line', 'kind_device_nodes', 'to_frame', 'save_yaml', 'save_json']
+           'kind_module_line', 'kind_device_nodes', 'KindNode', 'to_frame', 'save_yaml', 'save_json']
 
 # %% ../nbs/17_e2e.ipynb #b39f7e16
 RESOURCE = "/apis/resource.k8s.io/v1"
@@ -216,6 +217,47 @@ def kind_device_nodes(node: str) -> list[str]:
     if not made:
         raise AssertionError(f"{node}: no mock-accel devices in /sys/class/mock-accel")
     return made
+
+# %% ../nbs/17_e2e.ipynb #fc1220d4
+@dataclass
+class KindNode:
+    """A kind node's simulated devices, CDI specs and plugin sockets, read with `docker exec`."""
+    name: str
+    sim_dir: str = "/var/lib/mock-accel/sim"  # the chart's simulation.hostDir
+    cdi_dir: str = "/var/run/cdi"
+    kubelet_dir: str = "/var/lib/kubelet"
+    prefix: tuple[str, ...] | None = None  # how to run a command there (default: docker exec)
+
+    def sh(self, script: str) -> str:
+        """The output of `sh -c script` on the node; RuntimeError naming the node if it fails."""
+        prefix = ["docker", "exec", self.name] if self.prefix is None else list(self.prefix)
+        result = subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True,
+                                timeout=60)
+        if result.returncode:
+            raise RuntimeError(f"{self.name}: {script.splitlines()[0][:80]}: exit "
+                               f"{result.returncode}: {result.stderr.strip()[-300:]}")
+        return result.stdout
+
+    def statuses(self) -> dict[str, int]:
+        """Every simulated device's status register."""
+        out = self.sh(f'for d in {self.sim_dir}/sys/class/mock-accel/*/; do '
+                      'echo "$(basename "$d") $(cat "$d/status")"; done')
+        return {name: int(value, 16) for name, value in
+                (line.split() for line in out.splitlines() if not line.startswith("*"))}
+
+    def allocated(self) -> list[str]:
+        """The devices whose ALLOCATED bit is set (prepared and not yet unprepared)."""
+        return sorted(n for n, s in self.statuses().items() if s & STATUS_ALLOCATED)
+
+    def cdi_specs(self) -> list[str]:
+        """The file names in the node's CDI directory."""
+        return sorted(self.sh(f"ls -1 {self.cdi_dir} 2>/dev/null || true").split())
+
+    def plugin_sockets(self, driver: str) -> list[str]:
+        """The driver's sockets the kubelet dials (registration and DRA) on the node."""
+        return sorted(self.sh(f"find {self.kubelet_dir}/plugins_registry "
+                              f"{self.kubelet_dir}/plugins/{driver} -type s 2>/dev/null; "
+                              "true").split())
 
 # %% ../nbs/17_e2e.ipynb #736c6d47
 def to_frame(rows: list[dict]):

@@ -2,13 +2,24 @@
 #   make e2e-notebooks   local mode, part of `make test`: a local control plane with 2 nodes, the
 #                        chart installed on it (mock_accel.localnodes), every notebook run;
 #                        executed notebooks, pictures and process logs in artifacts/e2e-notebooks
-#   make e2e-kind        kind mode (needs Docker; not part of `make test`): tests/e2e/kind/e2e.sh
+#   make e2e-kind        kind mode, offline (not part of `make test`): our dockerd, the images, the
+#                        local registry, the offline node image, a kind cluster of KIND_WORKERS
+#                        workers (tools/kind/cluster), the notebooks in kind mode with the chart
+#                        in simulation mode (tests/e2e/run_kind.py); executed notebooks, pod logs,
+#                        kubelet/containerd journals, measure.json in artifacts/e2e-kind; the
+#                        cluster is deleted on any exit (KEEP_CLUSTER=1 keeps it)
+#   make e2e-kind-kmm    kind mode online with the kernel module through KMM (a host that can
+#                        pull images and load modules): tests/e2e/kind/e2e.sh
 E2E_OUT ?= $(ARTIFACTS)/e2e-notebooks
 E2E_NODES ?= 2
 # more notebook parameters, e.g. E2E_PARAMS='-p chart /path/to/another/chart'
 E2E_PARAMS ?=
 
-.PHONY: e2e-notebooks e2e-kind
+KIND_CLUSTER ?= mock-accel-e2e
+KIND_WORKERS ?= 0
+KEEP_CLUSTER ?=
+
+.PHONY: e2e-notebooks e2e-kind e2e-kind-kmm
 
 TEST_AFTER_PYTEST += e2e-notebooks
 
@@ -27,5 +38,10 @@ e2e-notebooks: cluster-bins firmware
 		-p kubeconfig "$$kubeconfig" -p cluster_state "$$state" \
 		-p install_state "$$work/install.json" -p artifacts $(E2E_OUT) $(E2E_PARAMS)
 
-e2e-kind: py-deps firmware
+e2e-kind: kind-node-image kind-runtime kind-registry-up firmware
+	@echo "==> e2e notebooks (kind mode, offline, simulation): cluster $(KIND_CLUSTER)"
+	$(PYTHON) -m tests.e2e.run_kind --out $(ARTIFACTS)/e2e-kind --name $(KIND_CLUSTER) \
+		--workers $(KIND_WORKERS) $(if $(KEEP_CLUSTER),--keep) $(E2E_PARAMS)
+
+e2e-kind-kmm: py-deps firmware
 	tests/e2e/kind/e2e.sh

@@ -1,7 +1,8 @@
-"""What of `make e2e-kind` can be checked without Docker: shellcheck on the scripts, the kind
+"""What of `make e2e-kind-kmm` can be checked without Docker: shellcheck on the scripts, the kind
 config through kind's own loader and validation (built from the Go module proxy), the chart
 rendered with exactly the values and post-renderer the script uses, and the script's refusal to
-start without a Docker daemon (its teardown trap included)."""
+start without a Docker daemon (its teardown trap included); for `make e2e-kind`, the config
+tools/kind/cluster generates with N workers and the runner's refusal of bad input."""
 from __future__ import annotations
 
 import json
@@ -194,3 +195,55 @@ def test_e2e_sh_stops_cleanly_without_a_docker_daemon(tmp_path):
     assert "its daemon does not answer" in result.stderr, result.stderr
     assert "==> tearing down" in result.stdout
     assert not list(tmp_path.glob("mock-accel-kind-*")), "the trap left its work directory"
+
+
+def test_the_lifecycles_config_adds_workers_and_passes_kinds_validation(kindcheck, tmp_path):
+    """tools/kind/cluster: the project's config plus N workers, each with the control plane's
+    mounts, through kind's own loader; the file itself is unchanged."""
+    from tools.kind.cluster import CONFIG, ClusterError, kind_config
+    before = CONFIG.read_text()
+    path = tmp_path / "two-workers.yaml"
+    path.write_text(kind_config(2))
+    result = subprocess.run([str(kindcheck), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line.split(": ", 1)[1] for line in result.stdout.splitlines()]
+    assert [line.split(" node")[0] for line in lines] == ["ok: control-plane", "ok: worker",
+                                                         "ok: worker"], lines
+    assert len({line.split(", ", 1)[1] for line in lines}) == 1, lines  # the same mounts
+    assert yaml.safe_load(kind_config(0)) == yaml.safe_load(before)
+    assert CONFIG.read_text() == before
+    with pytest.raises(ClusterError, match="workers must be 0 or more"):
+        kind_config(-1)
+
+
+def test_run_kind_refuses_bad_input_in_one_line(tmp_path):
+    """`make e2e-kind KIND_WORKERS=-1`: one line, exit 2, no cluster touched."""
+    result = subprocess.run(["python3", "-m", "tests.e2e.run_kind", "--out", str(tmp_path / "o"),
+                             "--workers", "-1"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: --workers must be 0 or more, not -1"], result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_lifecycle_is_no_input_of_the_node_images_cache_key():
+    """The key digests tools/kind's own .py files: the lifecycle lives in a package below it, so
+    changing it rebuilds no node image (and checkouts with and without it share one cache)."""
+    from tools.kind import cluster, nodeimage
+    package = Path(cluster.__file__).parent
+    assert package.parent == nodeimage.HERE and package.name == "cluster"
+    assert package not in list(nodeimage.HERE.glob("*.py"))
+    assert not list(nodeimage.HERE.glob("cluster.py"))
+
+
+@pytest.mark.parametrize("command", [["tests.e2e.run_kind", "--out", "OUT"],
+                                     ["tools.kind.cluster", "up"]])
+def test_without_our_dockerd_the_kind_e2e_says_so_in_one_line(command, tmp_path):
+    """No dockerd of ours (an empty run directory): one line naming the step and the fix, exit 1,
+    before any build or cluster."""
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    result = subprocess.run(["python3", "-m", *args, "--name", "mock-accel-no-such-cluster"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120,
+                            env={**os.environ, "MOCK_ACCEL_DOCKER_RUN": str(tmp_path / "run")})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "step dockerd: no dockerd of ours answers" in lines[0] and "make dockerd-up" in lines[0]

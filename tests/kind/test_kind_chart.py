@@ -1,14 +1,15 @@
 """The chart on a kind cluster, its images pulled from a registry built here (issue 14 items 2, 3).
 
-`make test-kind` runs it (not `make test`). The fixture starts the local registry
-(tools/registry: busybox as `library/busybox:latest`, the driver image of `make images`),
-creates a kind cluster from the offline node image with tests/e2e/kind/kind-config.yaml and
-points its containerd at the registry. Then: a plain busybox pod (`image: busybox:latest`,
-pull policy Always) runs unchanged; `helm install` of the chart in simulation mode gets both
-DaemonSets Running and Ready, the real kubelet registers the plugin, slices are published; a pod
-with a ResourceClaim for one PF (tests/kind/pf-pod.yaml) prints the allocated device's uuid from
-its env and from sysfs. Pod, kubelet and containerd logs and the times land in
-artifacts/e2e-kind/, on failure too; the cluster and the registry are deleted, on failure too.
+`make test-kind` runs it (not `make test`). The session's fixture (tests/kind/conftest.py)
+starts the local registry (tools/registry: busybox as `library/busybox:latest`, the driver
+image of `make images`), creates a kind cluster from the offline node image with
+tests/e2e/kind/kind-config.yaml and points its containerd at the registry. Then: a plain
+busybox pod (`image: busybox:latest`, pull policy Always) runs unchanged; `helm install` of
+the chart in simulation mode gets both DaemonSets Running and Ready, the real kubelet registers
+the plugin, slices are published; a pod with a ResourceClaim for one PF (tests/kind/pf-pod.yaml)
+prints the allocated device's uuid from its env and from sysfs. Pod, kubelet and containerd
+logs and the times land in artifacts/kind/, on failure too; the cluster is deleted, on failure
+too.
 """
 from __future__ import annotations
 
@@ -19,25 +20,17 @@ import time
 
 import pytest
 
-from mock_accel import kubebins
 from mock_accel.wait import wait_until
-from tools import gotools, registry
-from tools.docker import HOST, answers
-from tools.docker.runtime import register
-from tools.kind import nodeimage
+from tests.kind.conftest import ARTIFACTS, MEASURE
+from tools.docker import HOST
 from tools.locate import REPO
 
 pytestmark = [pytest.mark.kind, pytest.mark.skipif(
     os.environ.get("MOCK_ACCEL_KIND_TEST") != "1",
     reason="creates a kind cluster: `make test-kind` runs it (MOCK_ACCEL_KIND_TEST=1)")]
-CLUSTER = "mock-accel-e2e-kind"
-NODE = f"{CLUSTER}-control-plane"
-CONFIG = REPO / "tests" / "e2e" / "kind" / "kind-config.yaml"
 POD = REPO / "tests" / "kind" / "pf-pod.yaml"
 NS = "mock-device"  # the chart's namespace.name
 DRIVER = "mock-accel.example.com"
-ARTIFACTS = REPO / "artifacts" / "e2e-kind"
-MEASURE: dict[str, float] = {}
 
 
 def _run(*cmd: str, timeout: float = 600, check: bool = True,
@@ -49,77 +42,15 @@ def _run(*cmd: str, timeout: float = 600, check: bool = True,
     return r
 
 
-def kubectl(c: dict, *args: str, **kw) -> subprocess.CompletedProcess:
-    return _run(str(c["kubectl"]), "--kubeconfig", str(c["kubeconfig"]), *args, **kw)
+def kubectl(c, *args: str, **kw) -> subprocess.CompletedProcess:
+    return _run(c.kubectl, "--kubeconfig", str(c.kubeconfig), *args, **kw)
 
 
-def _get(c: dict, *args: str) -> dict:
+def _get(c, *args: str) -> dict:
     return json.loads(kubectl(c, "get", *args, "-o", "json").stdout)
 
 
-def _collect(c: dict) -> None:
-    """Pod logs, events, kubelet and containerd journals into ARTIFACTS (never raises)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    saved = {
-        "pods.txt": [str(c["kubectl"]), "--kubeconfig", str(c["kubeconfig"]), "get", "pods",
-                     "-A", "-o", "wide"],
-        "events.txt": [str(c["kubectl"]), "--kubeconfig", str(c["kubeconfig"]), "get",
-                       "events", "-A", "--sort-by=.lastTimestamp"],
-        "kubelet.log": ["docker", "exec", NODE, "journalctl", "-u", "kubelet", "--no-pager"],
-        "containerd.log": ["docker", "exec", NODE, "journalctl", "-u", "containerd",
-                           "--no-pager"]}
-    try:
-        pods = _get(c, "pods", "-A")["items"]
-    except (AssertionError, subprocess.SubprocessError, ValueError):
-        pods = []
-    for p in pods:
-        ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
-        if ns in (NS, "default"):
-            saved[f"pod-{ns}-{name}.log"] = [
-                str(c["kubectl"]), "--kubeconfig", str(c["kubeconfig"]), "logs", "-n", ns,
-                name, "--all-containers", "--prefix"]
-    for name, cmd in saved.items():
-        try:
-            r = _run(*cmd, check=False, timeout=120)
-            (ARTIFACTS / name).write_text(r.stdout + r.stderr)
-        except (OSError, subprocess.SubprocessError) as e:
-            (ARTIFACTS / name).write_text(f"{cmd}: {e}\n")
-    (ARTIFACTS / "measure.json").write_text(json.dumps(MEASURE, indent=2) + "\n")
-
-
-@pytest.fixture(scope="module")
-def kind(tmp_path_factory):
-    assert answers(), f"no dockerd of ours answers on {HOST}: make dockerd-up"
-    register(default=True)  # kind's nodes are privileged: our runc wrapper
-    image = nodeimage.build()
-    kind = str(gotools.ensure("kind") / "kind")
-    tmp = tmp_path_factory.mktemp("kind")
-    c = {"kind": kind, "kubeconfig": tmp / "kubeconfig",
-         "kubectl": kubebins.ensure_bins(("kubectl",))["kubectl"],
-         "helm": kubebins.ensure_bins(("helm",))["helm"]}
-    _run(kind, "delete", "cluster", "--name", CLUSTER, check=False, timeout=300)
-    t0 = time.monotonic()
-    try:
-        MEASURE.update({f"registry_{k}": v for k, v in registry.up().items()})
-        MEASURE["registry_up_seconds"] = round(time.monotonic() - t0, 1)
-        t1 = time.monotonic()
-        _run(kind, "create", "cluster", "--name", CLUSTER, "--image", image, "--config",
-             str(CONFIG), "--kubeconfig", str(c["kubeconfig"]), "--wait", "240s", timeout=900)
-        registry.configure_nodes([NODE])
-        MEASURE["cluster_create_seconds"] = round(time.monotonic() - t1, 1)
-        # kind waits for the node, not for the controller-manager's first work: a pod is
-        # refused until the namespace's default service account exists
-        wait_until(lambda: kubectl(c, "get", "serviceaccount", "default", check=False)
-                   .returncode == 0, timeout=120, interval=1, what="serviceaccount default")
-        yield c
-    finally:
-        MEASURE["whole_seconds"] = round(time.monotonic() - t0, 1)
-        _collect(c)
-        _run(kind, "delete", "cluster", "--name", CLUSTER, check=False, timeout=300)
-        registry.down()
-
-
-def _finished(c: dict, name: str) -> str | None:
+def _finished(c, name: str) -> str | None:
     phase = kubectl(c, "get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
     return phase if phase in ("Succeeded", "Failed") else None
 
@@ -141,7 +72,7 @@ def test_busybox_latest_pulls_from_the_local_registry(kind):
     assert status["imageID"].startswith("docker.io/library/busybox@sha256:")
 
 
-def _ready_pods(c: dict) -> list[str] | None:
+def _ready_pods(c) -> list[str] | None:
     """The chart's pods when there are two (controller, node agent), all Running and Ready."""
     pods = _get(c, "pods", "-n", NS)["items"]
     ok = [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"
@@ -149,13 +80,14 @@ def _ready_pods(c: dict) -> list[str] | None:
     return ok if len(pods) == 2 and len(ok) == 2 else None
 
 
-def _slices(c: dict) -> list[dict]:
-    """This node's slices of our driver."""
+def _slices(c) -> list[dict]:
+    """The device node's slices of our driver."""
+    node = c.device_nodes()[0]
     return [s for s in _get(c, "resourceslices")["items"]
-            if s["spec"]["driver"] == DRIVER and s["spec"].get("nodeName") == NODE]
+            if s["spec"]["driver"] == DRIVER and s["spec"].get("nodeName") == node]
 
 
-def _printed(c: dict, name: str) -> str | None:
+def _printed(c, name: str) -> str | None:
     """The pod's log once it printed its last line; a pod that ended first is a failure."""
     phase = kubectl(c, "get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
     assert phase in ("Pending", "Running"), kubectl(c, "describe", "pod", name).stdout[-3000:]
@@ -167,8 +99,8 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
     """helm install → pods Ready, plugin registered with the real kubelet, slices published;
     then the plain manifest's pod prints its device's uuid from env and from sysfs."""
     t0 = time.monotonic()
-    _run(str(kind["helm"]), "install", "mock-device", str(REPO / "chart"), "--kubeconfig",
-         str(kind["kubeconfig"]), "--set", "simulation.enabled=true", timeout=300)
+    _run(kind.helm, "install", "mock-device", str(REPO / "chart"), "--kubeconfig",
+         str(kind.kubeconfig), "--set", "simulation.enabled=true", timeout=300)
     assert wait_until(lambda: _slices(kind) or None, timeout=300, interval=2,
                       what="ResourceSlices of the node")
     MEASURE["helm_install_to_slices_seconds"] = round(time.monotonic() - t0, 1)
@@ -178,7 +110,8 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
     MEASURE["helm_install_to_ready_seconds"] = round(time.monotonic() - t0, 1)
     print(f"ready: {pods}")
     # the real kubelet registered the plugin: its registration socket is where it watches
-    reg = _run("docker", "exec", NODE, "ls", "/var/lib/kubelet/plugins_registry").stdout
+    reg = _run("docker", "exec", kind.device_nodes()[0], "ls",
+               "/var/lib/kubelet/plugins_registry").stdout
     assert [x for x in reg.split() if x.endswith("-reg.sock")], reg  # claims.py names it
     # the kubelet answers a registration with NotifyRegistrationStatus(registered=True), which
     # the plugin logs (the kubelet itself says nothing about it at kind's verbosity)

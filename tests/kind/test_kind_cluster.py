@@ -1,10 +1,11 @@
 """A kind cluster from the offline node image (tools/kind): Ready, runs a pod, is deleted.
 
 `make test-kind` runs it (not `make test`: a cold node image takes minutes, a cluster about a
-minute more). It creates the cluster with `kind create cluster --image mock-accel/kind-node:...
---config tests/e2e/kind/kind-config.yaml`, waits for the node to be Ready, runs a pod from a
-busybox image built here and loaded with `kind load docker-image`, and deletes the cluster,
-on failure too. Times and memory land in artifacts/kind/measure.json.
+minute more). The session's cluster (tests/kind/conftest.py, tools/kind/cluster) comes from
+`kind create cluster --image mock-accel/kind-node:... --config tests/e2e/kind/kind-config.yaml`;
+this checks every node is Ready with our kubelet version and runs a pod from a busybox image
+built here and loaded with `kind load docker-image`. Times and memory land in
+artifacts/kind/measure.json.
 """
 from __future__ import annotations
 
@@ -18,19 +19,14 @@ from pathlib import Path
 import pytest
 
 from mock_accel.wait import wait_until
-from tools import gotools
-from tools.docker import HOST, answers
-from tools.docker.runtime import register
+from tests.kind.conftest import MEASURE
+from tools.docker import HOST
 from tools.kind import nodeimage
-from tools.locate import REPO
 
 pytestmark = [pytest.mark.kind, pytest.mark.skipif(
     os.environ.get("MOCK_ACCEL_KIND_TEST") != "1",
     reason="creates a kind cluster: `make test-kind` runs it (MOCK_ACCEL_KIND_TEST=1)")]
-CLUSTER = "mock-accel-kindtest"
-CONFIG = REPO / "tests" / "e2e" / "kind" / "kind-config.yaml"
 BUSYBOX = "mock-accel/busybox:kind-test"
-ARTIFACTS = REPO / "artifacts" / "kind"
 
 
 def _env() -> dict:
@@ -66,48 +62,18 @@ def _memory_mib(container: str) -> float:
     return round(float(used[:-3]) * scale[used[-3:]], 1)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    assert answers(), f"no dockerd of ours answers on {HOST}: make dockerd-up"
-    register(default=True)  # kind's nodes are privileged: our runc wrapper
-    image = nodeimage.build()
-    kind = str(gotools.ensure("kind") / "kind")
-    tmp = tmp_path_factory.mktemp("kind")
-    kubeconfig = tmp / "kubeconfig"
-    subprocess.run([kind, "delete", "cluster", "--name", CLUSTER], env=_env(),
-                   capture_output=True, timeout=300)
-    t0 = time.monotonic()
-    try:
-        created = subprocess.run(
-            [kind, "create", "cluster", "--name", CLUSTER, "--image", image, "--config",
-             str(CONFIG), "--kubeconfig", str(kubeconfig), "--wait", "240s", "--retain"],
-            env=_env(), capture_output=True, text=True, timeout=900)
-        measure = {"create_seconds": round(time.monotonic() - t0, 1)}
-        if created.returncode:
-            logs = tmp / "logs"
-            subprocess.run([kind, "export", "logs", str(logs), "--name", CLUSTER], env=_env(),
-                           capture_output=True, timeout=300)
-            pytest.fail(f"kind create cluster failed (logs in {logs}):\n"
-                        f"{created.stdout[-3000:]}{created.stderr[-3000:]}")
-        yield {"kind": kind, "kubeconfig": kubeconfig, "tmp": tmp, "measure": measure}
-    finally:
-        subprocess.run([kind, "delete", "cluster", "--name", CLUSTER], env=_env(),
-                       capture_output=True, timeout=300)
+def _kubectl(c, *args: str, **kw) -> subprocess.CompletedProcess:
+    return _run(c.kubectl, "--kubeconfig", str(c.kubeconfig), *args, **kw)
 
 
-def _kubectl(c: dict, *args: str, **kw) -> subprocess.CompletedProcess:
-    kubectl = nodeimage.kubebins.ensure_bins(("kubectl",))["kubectl"]
-    return _run(str(kubectl), "--kubeconfig", str(c["kubeconfig"]), *args, **kw)
-
-
-def test_node_is_ready_and_runs_a_pod(cluster):
-    nodes = json.loads(_kubectl(cluster, "get", "nodes", "-o", "json").stdout)["items"]
+def test_node_is_ready_and_runs_a_pod(kind, tmp_path):
+    nodes = json.loads(_kubectl(kind, "get", "nodes", "-o", "json").stdout)["items"]
     ready = {n["metadata"]["name"]: [c["status"] for c in n["status"]["conditions"]
                                      if c["type"] == "Ready"] for n in nodes}
-    assert ready == {f"{CLUSTER}-control-plane": ["True"]}
+    assert ready == {node: ["True"] for node in kind.nodes()}
     assert nodes[0]["status"]["nodeInfo"]["kubeletVersion"] == nodeimage.k8s_version()
-    image = _busybox(cluster["tmp"])
-    _run(cluster["kind"], "load", "docker-image", image, "--name", CLUSTER)
+    image = _busybox(tmp_path)
+    _run(kind.kind, "load", "docker-image", image, "--name", kind.name)
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
            "spec": {"restartPolicy": "Never", "containers": [{
                "name": "hello", "image": image, "imagePullPolicy": "Never",
@@ -115,18 +81,16 @@ def test_node_is_ready_and_runs_a_pod(cluster):
     t0 = time.monotonic()
     # kind waits for the node, not for the controller-manager's first work: a pod is refused
     # until the namespace's default service account exists
-    wait_until(lambda: _kubectl(cluster, "get", "serviceaccount", "default", check=False)
+    wait_until(lambda: _kubectl(kind, "get", "serviceaccount", "default", check=False)
                .returncode == 0, timeout=120, interval=1, what="serviceaccount default")
-    _kubectl(cluster, "apply", "-f", "-", input=json.dumps(pod))
+    _kubectl(kind, "apply", "-f", "-", input=json.dumps(pod))
 
     def phase():
-        out = _kubectl(cluster, "get", "pod", "hello", "-o", "jsonpath={.status.phase}").stdout
+        out = _kubectl(kind, "get", "pod", "hello", "-o", "jsonpath={.status.phase}").stdout
         return out if out in ("Succeeded", "Failed") else None
 
     assert wait_until(phase, timeout=180, interval=2, what="pod hello to finish") == "Succeeded"
-    assert _kubectl(cluster, "logs", "hello").stdout.strip() == "hello from hello"
-    measure = {**cluster["measure"], "pod_seconds": round(time.monotonic() - t0, 1),
-               "node_memory_mib": _memory_mib(f"{CLUSTER}-control-plane")}
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "measure.json").write_text(json.dumps(measure, indent=2) + "\n")
-    print(measure)
+    assert _kubectl(kind, "logs", "hello").stdout.strip() == "hello from hello"
+    MEASURE.update({"pod_seconds": round(time.monotonic() - t0, 1),
+                    "node_memory_mib": _memory_mib(kind.nodes()[0])})
+    print(MEASURE)

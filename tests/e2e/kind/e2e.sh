@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make e2e-kind: the chart on a real kind cluster with KMM, then the e2e notebooks in kind mode.
+# make e2e-kind-kmm: the chart on a real kind cluster with KMM, then the e2e notebooks in kind mode.
 #
 #   1. a local registry (container $REGISTRY_NAME, localhost:$REGISTRY_HOST_PORT on this host)
 #   2. a kind cluster (kind-config.yaml: Kubernetes 1.37, CDI in containerd, DRA feature gates,
@@ -17,7 +17,7 @@
 # build) needs KMOD_DISTRO=fedora|rhel|debian|ubuntu for the module image's builder stage.
 # kind, kubectl and helm are downloaded at pinned versions when
 # missing. The module is loaded into THIS host's kernel (kind nodes share it); KMM copies the
-# firmware into this host's /lib/firmware. Executed notebooks: artifacts/e2e-kind/<mode>/.
+# firmware into this host's /lib/firmware. Executed notebooks: artifacts/e2e-kind-kmm/<mode>/.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +27,7 @@ source "$here/lib.sh"
 
 PYTHON=${PYTHON:-python3}
 MODES=${MODES:-prebuilt build}
-OUT=${OUT:-$repo/artifacts/e2e-kind}
+OUT=${OUT:-$repo/artifacts/e2e-kind-kmm}
 KERNEL=$(uname -r)
 NODE="${CLUSTER_NAME}-control-plane"
 work=$(mktemp -d "${TMPDIR:-/tmp}/mock-accel-kind-XXXXXX")
