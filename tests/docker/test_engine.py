@@ -99,3 +99,28 @@ def test_a_daemon_that_never_answers_is_stopped_and_its_log_quoted(root, tool_in
     stat = Path(f"/proc/{pid}/stat")
     assert not stat.exists() or stat.read_text().split()[2] == "Z"
     assert tool_in(root, "down").stdout.strip() == "no dockerd of ours was running"
+
+
+def test_a_session_stops_only_the_daemon_it_started(root, tool_in):
+    """`session -- CMD`: CMD runs against a daemon that answers; the daemon goes afterwards only
+    if the session started it (make test's kind tier), and CMD's status is the session's."""
+    probe = [sys.executable, "-c", "import sys; from tools.docker import answers; "
+             "sys.exit(0 if answers() else 7)"]
+    started = tool_in(root, "session", "--", *probe)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "started for" in started.stdout and "stopped: yes" in started.stdout
+    assert tool_in(root, "status").returncode == 1  # it started it: it stopped it
+    assert tool_in(root, "up").returncode == 0
+    pid = int((root / "run" / "dockerd.pid").read_text())
+    failing = tool_in(root, "session", "--", sys.executable, "-c", "raise SystemExit(3)")
+    assert failing.returncode == 3  # the command's status
+    assert "already up for" in failing.stdout and "stopped" not in failing.stdout
+    assert tool_in(root, "status").returncode == 0
+    assert int((root / "run" / "dockerd.pid").read_text()) == pid  # someone else's: left up
+
+
+def test_a_session_without_a_command_is_one_line_and_exit_2(root, tool_in):
+    r = tool_in(root, "session")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "session needs a command" in r.stderr
+    assert tool_in(root, "status").returncode == 1  # nothing was started for nothing

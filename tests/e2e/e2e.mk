@@ -2,12 +2,13 @@
 #   make e2e-notebooks   local mode, part of `make test`: a local control plane with 2 nodes, the
 #                        chart installed on it (mock_accel.localnodes), every notebook run;
 #                        executed notebooks, pictures and process logs in artifacts/e2e-notebooks
-#   make e2e-kind        kind mode, offline (not part of `make test`): our dockerd, the images, the
-#                        local registry, the offline node image, a kind cluster of KIND_WORKERS
-#                        workers (tools/kind/cluster), the notebooks in kind mode with the chart
-#                        in simulation mode (tests/e2e/run_kind.py); executed notebooks, pod logs,
-#                        kubelet/containerd journals, measure.json in artifacts/e2e-kind; the
-#                        cluster is deleted on any exit (KEEP_CLUSTER=1 keeps it)
+#   make e2e-kind        kind mode, offline (in `make test`, through make kind-tier): our
+#                        dockerd, the images, the local registry, the offline node image, a
+#                        kind cluster of KIND_WORKERS workers (tools/kind/cluster), the notebooks
+#                        in kind mode with the chart in simulation mode (tests/e2e/run_kind.py);
+#                        executed notebooks, pod logs, kubelet/containerd journals and
+#                        measure.json in artifacts/e2e-kind; the cluster is deleted on any exit
+#                        (KEEP_CLUSTER=1 keeps it)
 #   make e2e-kind-kmm    kind mode online with the kernel module through KMM (a host that can
 #                        pull images and load modules): tests/e2e/kind/e2e.sh
 E2E_OUT ?= $(ARTIFACTS)/e2e-notebooks
@@ -16,7 +17,7 @@ E2E_NODES ?= 2
 E2E_PARAMS ?=
 
 KIND_CLUSTER ?= mock-accel-e2e
-KIND_WORKERS ?= 0
+KIND_WORKERS ?= 2
 KEEP_CLUSTER ?=
 
 .PHONY: e2e-notebooks e2e-kind e2e-kind-kmm

@@ -6,6 +6,7 @@ pidfile, socket and log, all named here. `up` is idempotent (a daemon that answe
 `down` stops exactly the daemon whose pid is in our pidfile.
 
     python -m tools.docker up|down|status|env|runtime [--default]
+    python -m tools.docker session -- CMD...   # CMD with dockerd up; stopped after if it started it
 """
 from __future__ import annotations
 

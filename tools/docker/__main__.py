@@ -1,4 +1,5 @@
-"""`python -m tools.docker up|down|status|env|runtime`: our Docker engine, one line per answer."""
+"""`python -m tools.docker up|down|status|env|runtime|session`: our Docker engine, one line
+per answer."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import os
 import sys
 
 from . import DATA_ROOT, HOST, LOG, RUNTIME, DockerError, answers, pid
-from .lifecycle import down, up
+from .lifecycle import down, session, up
 from .runtime import register
 
 
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("runtime", help=f"register {RUNTIME} (runc without CAP_SYS_RESOURCE) "
                        "live, by a reload")
     p.add_argument("--default", action="store_true", help="and make it the default runtime")
+    p = sub.add_parser("session", help="run a command with dockerd up; stop dockerd afterwards "
+                       "if this started it")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
     a = ap.parse_args(argv)
     try:
         if a.verb == "up":
@@ -33,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dockerd pid {pid()} answers on {HOST}" if ok
                   else f"no dockerd of ours answers on {HOST}")
             return 0 if ok else 1
+        elif a.verb == "session":
+            cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+            if not cmd:
+                print("tools.docker: session needs a command: session -- CMD [ARG...]",
+                      file=sys.stderr)
+                return 2
+            return session(cmd)
         elif a.verb == "runtime":
             path = register(a.default)
             print(f"dockerd runs {RUNTIME}{' by default' if a.default else ''} ({path})")

@@ -114,3 +114,26 @@ def _alive(n: int) -> bool:
                               text=True).stdout.strip()[:1] not in ("Z", "")
     except OSError:
         return True
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def session(cmd: list[str]) -> int:
+    """Run `cmd` with our dockerd up; stop it afterwards (failure and SIGTERM included) only if
+    this call started it: a daemon someone else runs is left as it was. Returns cmd's status."""
+    started = not (answers() and pid())
+    n = up()
+    print(f"==> dockerd pid {n} {'started for' if started else 'already up for'}: "
+          f"{' '.join(cmd)}", flush=True)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return subprocess.run(cmd).returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if started:
+            print(f"==> dockerd pid {n} stopped: {'yes' if down() else 'it was gone'}",
+                  flush=True)
