@@ -132,3 +132,27 @@ def test_sriov_change_wakes_numvfs_and_vfs_come_and_go_with_uevents(kernel, back
         events = drain(sock)
         assert {("remove", "mock0-vf0"), ("remove", "mock0-vf1")} <= {e[:2] for e in events}
         assert changes(events, "mock0") == ["sriov_numvfs"], events
+
+
+@pytest.mark.parametrize("backend", ["soft", "pci"])
+def test_the_products_watcher_wakes_on_kernel_events(kernel, backend):
+    """`SysfsNode.watcher()` (what the controller and the health stream wait on) on real sysfs:
+    woken by the kernel well before its timeout, quiet otherwise."""
+    load(kernel, backend)
+    node = kernel.node
+    with node.watcher() as watcher:
+        assert watcher.wait(0) is True   # the devices, newly watched
+        assert watcher.wait(0.3) is False
+        node.passphrase("mock0")   # reads wake nothing
+        assert watcher.wait(0.3) is False
+        for change in (lambda: node.inject_fault("mock0"),
+                       lambda: node.set_allocated("mock0", True),
+                       lambda: node.set_numvfs("mock0", 1)):
+            started = time.monotonic()
+            change()
+            assert watcher.wait(30) is True and time.monotonic() - started < 5
+            while watcher.wait(0.2):   # drain: a fault wakes status and health
+                pass
+        assert ("mock0-vf0", "health") in watcher._files.values()   # the new VF is watched
+        node.inject_fault("mock0-vf0")
+        assert watcher.wait(30) is True and watcher.events >= 4
