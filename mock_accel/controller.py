@@ -5,7 +5,6 @@
 # %% ../nbs/21_controller.ipynb #87a0a582
 from __future__ import annotations
 
-import copy
 import http.server
 import json
 import logging
@@ -32,8 +31,8 @@ log = logging.getLogger(__name__)
 NODES_PATH = "/api/v1/nodes"
 
 # %% auto #0
-__all__ = ['log', 'NODES_PATH', 'DEFAULT_MAX_BACKOFF', 'STALL_SECONDS', 'parse_duration', 'comparable', 'ReconcileResult',
-           'backoff_delay', 'SliceController']
+__all__ = ['log', 'NODES_PATH', 'DEFAULT_MAX_BACKOFF', 'SLICE_ATTRIBUTES', 'STALL_SECONDS', 'parse_duration', 'comparable',
+           'ReconcileResult', 'backoff_delay', 'SliceController']
 
 # %% ../nbs/21_controller.ipynb #1baaa6c0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -65,7 +64,7 @@ def _canonical_counters(counters: dict | None) -> None:
 
 def comparable(resource_slice: dict, label_keys: tuple[str, ...] | None = None) -> str:
     """A canonical string of what we manage in a slice; equal strings mean nothing to write."""
-    spec = copy.deepcopy(resource_slice.get("spec") or {})
+    spec = json.loads(json.dumps(resource_slice.get("spec") or {}))   # a copy; deepcopy is slower
     (spec.get("pool") or {}).pop("generation", None)
     for counter_set in spec.get("sharedCounters") or []:
         _canonical_counters(counter_set.get("counters"))
@@ -294,7 +293,7 @@ def reconcile_desired(self: SliceController, desired: list[dict],
     only on its full rescans: `fresh`); a conflict or a slice gone reads them again."""
     for attempt in range(self.conflict_retries + 1):
         try:
-            result = self._reconcile_once(copy.deepcopy(desired), fresh or attempt > 0)
+            result = self._reconcile_once(json.loads(json.dumps(desired)), fresh or attempt > 0)
         except _Retry as retry:
             log.info("node %s: %s; reading again (attempt %d)", self.node_name, retry,
                      attempt + 1)
@@ -334,15 +333,18 @@ def delete_stale_nodes(self: SliceController) -> int:
     return deleted
 
 # %% ../nbs/21_controller.ipynb #efba4e1c
+SLICE_ATTRIBUTES = ("health", "sriov_numvfs")   # what slices change with (not ALLOCATED)
+
+
 @patch
 def _watcher(self: SliceController) -> ChangeWatcher:
     """The node's change watcher; one that only times out when the node cannot give one."""
     try:
-        return self.sysfs.watcher()
+        return self.sysfs.watcher(SLICE_ATTRIBUTES)
     except OSError as err:
         log.warning("node %s: cannot watch sysfs for changes (%s); rescanning every %gs",
                     self.node_name, err, self.poll_interval)
-        return ChangeWatcher(self.sysfs)
+        return ChangeWatcher(self.sysfs, SLICE_ATTRIBUTES)
 
 # %% ../nbs/21_controller.ipynb #ca28212c
 @patch

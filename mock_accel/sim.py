@@ -443,9 +443,12 @@ def _write(self: SimNode, path: Path, value: str) -> None:
 def _read(self: SimNode, path: Path) -> str:
     path = Path(path)
     name, attribute = path.parent.name, path.name
-    if path.parent.parent == self.class_dir and attribute in WRITE_ONLY_ATTRIBUTES:
+    special = attribute in WRITE_ONLY_ATTRIBUTES or attribute in GENERATED_ATTRIBUTES
+    if not special or path.parent.parent != self.class_dir:   # most reads: a plain file
+        return SysfsNode._read(self, path)
+    if attribute in WRITE_ONLY_ATTRIBUTES:
         raise _error(errno.EIO, f"{attribute} is write-only")
-    if path.parent.parent == self.class_dir and attribute in GENERATED_ATTRIBUTES:
+    if attribute in GENERATED_ATTRIBUTES:
         with self._locked():
             if not (self.class_dir / name).exists():
                 raise _error(errno.ENOENT, f"no such device {name}")

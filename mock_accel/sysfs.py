@@ -12,6 +12,7 @@ import os
 import re
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -437,18 +438,23 @@ class ChangeWatcher:
 @patch
 def wait(self: ChangeWatcher, timeout: float | None) -> bool:
     """True when something may have changed (an event, or a device newly watched); False after
-    `timeout` seconds (None: no limit) or a `wake()`."""
-    if self._sync():
-        return True
-    changed = False
-    for fd, _ in self._poller.poll(None if timeout is None else max(timeout, 0.0) * 1000):
-        if fd == self._wake_read:
+    `timeout` seconds (None: no limit) or a `wake()`. Events that change nothing of interest
+    (another file of the directory) do not end it."""
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    while not self._sync():
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        ready = self._poller.poll(None if left is None else left * 1000)
+        changed = [self._consume(fd) for fd, _ in ready if fd != self._wake_read]
+        if any(changed):
+            self.events += 1
+            return True
+        if len(changed) < len(ready):   # wake()
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 4096)
-        elif self._consume(fd):
-            changed = True
-    self.events += changed
-    return changed
+            return False
+        if not ready or (deadline is not None and time.monotonic() >= deadline):
+            return False
+    return True
 
 
 @patch

@@ -11,15 +11,25 @@ the controller and the node agent with nothing changing, on one simulated node o
 - repeated (3 runs; BENCH_QUICK=1: 1 run, fewer changes, a 10 s window); every figure comes
   with the load average of the box (shared and noisy), and the medians over the runs.
 
-Run: `python3 -m tests.bench.bench_events` (`make bench-events`).
+`--kernel`: the same change (a fault injected, then cleared) on the real module in a QEMU guest
+(TCG: an emulated CPU, far slower than a real one), woken by `sysfs_notify`, with a
+`SliceController` in the guest writing to an in-memory `FakeKube` (the guest has no API server of
+its own); for comparison, the simulated node on the host with the same `FakeKube`. Latency is
+from the sysfs write to the slice stored with the taint (or without it).
+
+Run: `python3 -m tests.bench.bench_events [--kernel]` (`make bench-events`).
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import random
 import shutil
 import statistics
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +39,7 @@ from tests.bench.bench_slices import change_steps, start_ours
 from tests.harness.agent import Agent
 
 GOAL_P50_S, GOAL_P99_S, GOAL_CPU_PERCENT = 0.050, 0.200, 1.0
+MARKER = "@@bench-events@@"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -150,5 +161,104 @@ def report(runs: list[dict], result: dict) -> None:
     common.write_result("events", result)
 
 
+# ------------------------------------------------------------------ --kernel: FakeKube latency
+def fake_latencies(node, changes: int, devices: list[str]) -> dict:
+    """fault/clear -> the slice stored by a running SliceController (FakeKube), in seconds."""
+    from mock_accel.controller import SliceController
+    from mock_accel.kube import FakeKube
+    stored: list[tuple[float, dict]] = []
+    seen = threading.Condition()
+
+    def on_store(obj: dict) -> None:
+        with seen:
+            stored.append((time.monotonic(), obj))
+            seen.notify_all()
+    api = FakeKube([{"apiVersion": "v1", "kind": "Node",
+                     "metadata": {"name": "bench", "uid": "uid-bench"}}], on_store=on_store)
+    controller = SliceController(api, "bench", node, poll_interval=60, rescan_interval=60)
+    stop = threading.Event()
+    worker = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    worker.start()
+
+    def tainted(name: str, since: float, want: bool) -> float | None:
+        """When the first slice stored since `since` showed `name` with(out) a taint."""
+        for t, obj in stored:
+            for device in (obj.get("spec") or {}).get("devices") or [] if t >= since else []:
+                if device["name"] == name and bool(device.get("taints")) == want:
+                    return t
+        return None
+    found: dict[str, list[float]] = {"fault": [], "clear": []}
+    rng = random.Random(1)
+    try:
+        with seen:
+            seen.wait_for(lambda: stored, 60)
+        for i in range(changes):
+            name = devices[i % len(devices)]
+            for kind, want in (("fault", True), ("clear", False)):
+                time.sleep(rng.uniform(0.05, 0.3))
+                t0 = time.monotonic()
+                node.inject_fault(name, want)
+                with seen:
+                    at = seen.wait_for(lambda n=name, t=t0, w=want: tainted(n, t, w), 30)
+                if at is None:
+                    raise SystemExit(f"{kind} of {name} not published within 30 s")
+                found[kind].append(at - t0)
+    finally:
+        stop.set()
+        worker.join(10)
+    return found
+
+
+def guest_main(changes: int) -> int:
+    from mock_accel.inventory import open_node
+    node = open_node("/")
+    found = fake_latencies(node, changes, node.names())
+    print(MARKER + json.dumps({"samples": found, "kernel": os.uname().release,
+                               "devices": len(node.names())}), flush=True)
+    return 0
+
+
+def kernel_main(changes: int) -> dict:
+    from mock_accel.sim import SimConfig, SimNode
+    from tools import locate
+    from tools.vm import run_in_guest
+    ko = locate.ko()
+    if not ko.exists():
+        raise SystemExit(f"{ko} is missing: run `make kmod` first")
+    result = run_in_guest([sys.executable, "-m", "tests.bench.bench_events", "--guest",
+                           "--changes", str(changes)], ko=ko, timeout=1800, cwd=common.REPO,
+                          modparams="num_devices=16 total_vfs=0")
+    lines = [ln for ln in result.output.splitlines() if ln.startswith(MARKER)]
+    if result.returncode or not lines:
+        raise SystemExit(f"guest run failed ({result.returncode}):\n{result.output[-3000:]}")
+    guest = json.loads(lines[-1][len(MARKER):])
+    with tempfile.TemporaryDirectory(prefix="ma-ev-") as tmp:
+        sim = SimNode.create(Path(tmp) / "root", SimConfig(num_devices=16, total_vfs=0))
+        load_before = load()
+        host = fake_latencies(sim, changes, sim.names())
+    rows = []
+    for source, found, where in (("real module, QEMU guest (TCG), sysfs_notify", guest["samples"],
+                                  guest["kernel"]),
+                                 ("simulated node on the host, inotify", host, "host")):
+        every = [v for values in found.values() for v in values]
+        rows.append({"source": source, "kernel": where,
+                     **{k: v * 1000 for k, v in common.summary(every).items() if k != "n"},
+                     "n": len(every)})
+    rows[1]["load"] = load_before
+    common.table(rows, "device change -> slice stored in FakeKube (ms): the controller's own "
+                 "latency, no API server")
+    out = {"rows": rows, "guest": guest, "host": host, "boot_seconds": result.boot_seconds}
+    common.write_result("events-kernel", out)
+    return out
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(prog="python3 -m tests.bench.bench_events")
+    parser.add_argument("--kernel", action="store_true",
+                        help="the real module in a QEMU guest, against FakeKube")
+    parser.add_argument("--guest", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--changes", type=int, default=10 if common.quick() else 50)
+    args = parser.parse_args()
+    if args.guest:
+        sys.exit(guest_main(args.changes))
+    kernel_main(args.changes) if args.kernel else main()
