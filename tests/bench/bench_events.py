@@ -209,11 +209,36 @@ def fake_latencies(node, changes: int, devices: list[str]) -> dict:
     return found
 
 
+def wake_latencies(node, changes: int, device: str) -> list[float]:
+    """Seconds from the start of a fault write (another thread) to the watcher waking up."""
+    found = []
+    with node.watcher(("health",)) as watcher:
+        watcher.wait(0)   # the devices, newly watched
+        for i in range(changes):
+            started: list[float] = []
+
+            def change(failed: bool = i % 2 == 0, started: list[float] = started) -> None:
+                started.append(time.monotonic())
+                node.inject_fault(device, failed)
+            timer = threading.Timer(0.05, change)
+            timer.start()
+            woke = watcher.wait(30)
+            at = time.monotonic()
+            timer.join()
+            if not woke:
+                raise SystemExit(f"no wake-up for a fault of {device} within 30 s")
+            found.append(at - started[0])
+            while watcher.wait(0.05):   # whatever else the write announced
+                pass
+    return found
+
+
 def guest_main(changes: int) -> int:
     from mock_accel.inventory import open_node
     node = open_node("/")
+    wakes = wake_latencies(node, changes, node.names()[0])
     found = fake_latencies(node, changes, node.names())
-    print(MARKER + json.dumps({"samples": found, "kernel": os.uname().release,
+    print(MARKER + json.dumps({"samples": found, "wakes": wakes, "kernel": os.uname().release,
                                "devices": len(node.names())}), flush=True)
     return 0
 
@@ -235,7 +260,14 @@ def kernel_main(changes: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="ma-ev-") as tmp:
         sim = SimNode.create(Path(tmp) / "root", SimConfig(num_devices=16, total_vfs=0))
         load_before = load()
+        host_wakes = wake_latencies(sim, changes, sim.names()[0])
         host = fake_latencies(sim, changes, sim.names())
+    wake_rows = [{"source": source, **{k: v * 1000 for k, v in common.summary(values).items()
+                                       if k != "n"}, "n": len(values)}
+                 for source, values in (("real module, QEMU guest (TCG): poll() woken by "
+                                         "sysfs_notify", guest["wakes"]),
+                                        ("simulated node on the host: inotify", host_wakes))]
+    common.table(wake_rows, "a fault written -> the watcher wakes (ms)")
     rows = []
     for source, found, where in (("real module, QEMU guest (TCG), sysfs_notify", guest["samples"],
                                   guest["kernel"]),
@@ -247,7 +279,8 @@ def kernel_main(changes: int) -> dict:
     rows[1]["load"] = load_before
     common.table(rows, "device change -> slice stored in FakeKube (ms): the controller's own "
                  "latency, no API server")
-    out = {"rows": rows, "guest": guest, "host": host, "boot_seconds": result.boot_seconds}
+    out = {"rows": rows, "wake_rows": wake_rows, "guest": guest, "host": host,
+           "host_wakes": host_wakes, "boot_seconds": result.boot_seconds}
     common.write_result("events-kernel", out)
     return out
 
