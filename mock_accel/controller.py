@@ -24,7 +24,7 @@ from mock_accel.slices import (
     parse_quantity,
     with_generation,
 )
-from .sysfs import ChangeWatcher, Inventory, SysfsNode
+from .sysfs import ChangeWatcher, DeviceError, Inventory, SysfsNode
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +346,22 @@ def _watcher(self: SliceController) -> ChangeWatcher:
                     self.node_name, err, self.poll_interval)
         return ChangeWatcher(self.sysfs, SLICE_ATTRIBUTES)
 
+# %% ../nbs/21_controller.ipynb #09ac9644
+@patch
+def _rescan(self: SliceController, previous: Inventory | None,
+            changed: set[str] | None) -> Inventory:
+    """The node's devices: only `changed` ones read again when the watcher names them, all of
+    them otherwise (a timeout of the safety net, devices come or gone, a problem to report)."""
+    if previous is None or changed is None or previous.problems:
+        return self.sysfs.discover()
+    inventory = Inventory(dict(previous.devices))
+    for name in changed:
+        try:
+            inventory.devices[name] = self.sysfs.read_device(name)
+        except DeviceError:
+            return self.sysfs.discover()   # discovery reports it
+    return inventory
+
 # %% ../nbs/21_controller.ipynb #ca28212c
 @patch
 def run(self: SliceController, stop: threading.Event) -> None:
@@ -354,6 +370,7 @@ def run(self: SliceController, stop: threading.Event) -> None:
     threading.Thread(target=lambda: (stop.wait(), watcher.wake()), name="controller-stop",
                      daemon=True).start()
     published: list[dict] | None = None
+    inventory, woke = None, False
     last_full = float("-inf")
     failures, retry_at = 0, 0.0
     log.info("node %s: publishing %s devices (partitionable=%s, rescan every %gs)",
@@ -361,7 +378,8 @@ def run(self: SliceController, stop: threading.Event) -> None:
     while not stop.is_set():
         now = self.heartbeat = time.monotonic()
         try:
-            desired = self.desired()
+            inventory = self._rescan(inventory, watcher.take_changes() if woke else None)
+            desired = self.desired(inventory)
             due = desired != published or now - last_full >= self.rescan_interval
             if due and now >= retry_at:
                 self.reconcile_desired(desired, fresh=now - last_full >= self.rescan_interval)
@@ -380,7 +398,7 @@ def run(self: SliceController, stop: threading.Event) -> None:
             log.warning("node %s: reconcile failed (%s); retry %d in %.1fs", self.node_name,
                         err, failures, delay)
         next_due = retry_at if failures else last_full + self.rescan_interval
-        watcher.wait(min(self.poll_interval, max(next_due - time.monotonic(), 0.0)))
+        woke = watcher.wait(min(self.poll_interval, max(next_due - time.monotonic(), 0.0)))
     watcher.close()
     log.info("node %s: slice controller stopped", self.node_name)
 

@@ -619,10 +619,12 @@ class InotifyWatcher(ChangeWatcher):
             if mask & IN_IGNORED:   # its directory went away
                 self._devices.pop(wd, None)
                 self._class_wd = None if wd == self._class_wd else self._class_wd
-            elif wd == self._class_wd:
-                changed |= NAME_PATTERN.fullmatch(name) is not None
-            elif wd in self._devices:
-                changed |= name in self.attributes
+            elif wd == self._class_wd and NAME_PATTERN.fullmatch(name):
+                self._note(None)   # a device came or went
+                changed = True
+            elif wd in self._devices and name in self.attributes:
+                self._note(None if name == "sriov_numvfs" else self._devices[wd])
+                changed = True
         return changed
 
     def _close_sources(self) -> None:

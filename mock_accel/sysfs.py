@@ -414,6 +414,7 @@ class ChangeWatcher:
     def __init__(self, node: SysfsNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES):
         self.node, self.attributes = node, tuple(attributes)
         self.events = 0   # wake-ups that came from the kernel or the file system
+        self.changed: set[str] | None = None   # devices changed since take_changes(); None: any
         self._lock = threading.Lock()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poller = select.poll()
@@ -424,6 +425,18 @@ class ChangeWatcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def take_changes(self) -> set[str] | None:
+        """The devices whose attributes changed since the last call (None: devices came or
+        went, or nobody knows: read them all); starts a new record."""
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def _note(self, device: str | None) -> None:   # record a change (None: read them all)
+        if device is None:
+            self.changed = None
+        elif self.changed is not None:
+            self.changed.add(device)
 
     def _sync(self) -> bool:   # watch what appeared, forget what went; True if anything new
         return False
@@ -454,6 +467,7 @@ def wait(self: ChangeWatcher, timeout: float | None) -> bool:
             return False
         if not ready or (deadline is not None and time.monotonic() >= deadline):
             return False
+    self._note(None)   # devices newly watched: read them all
     return True
 
 
@@ -512,17 +526,20 @@ class SysfsWatcher(ChangeWatcher):
         os.close(fd)
 
     def _consume(self, fd: int) -> bool:
+        name, attribute = self._files[fd]
         try:
             os.pread(fd, 4096, 0)   # re-arms it
         except OSError:   # removed (perhaps back under the same name): open it again
             self._forget(fd)
+            attribute = "sriov_numvfs"
+        self._note(None if attribute == "sriov_numvfs" else name)   # VFs come and go
         return True
 
     def _close_sources(self) -> None:
         for fd in list(self._files):
             self._forget(fd)
 
-
+# %% ../nbs/04_sysfs.ipynb #66921539
 @patch
 def watcher(self: SysfsNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES) -> ChangeWatcher:
     """A `ChangeWatcher` for this node (the simulator returns its own kind)."""
