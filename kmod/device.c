@@ -99,30 +99,40 @@ int mock_accel_read_memory_size(struct mock_accel_dev *adev, u64 *size)
  */
 int mock_accel_write_status(struct mock_accel_dev *adev, u32 val)
 {
+	u32 old = 0, new = 0;
 	int ret = 0;
 
 	if (val & ~MOCK_ACCEL_STATUS_MASK)
 		return -EINVAL;
 	mutex_lock(&adev->lock);
-	if (adev->dead)
+	if (adev->dead) {
 		ret = -ENODEV;
-	else
+	} else {
+		old = rd(adev, MOCK_ACCEL_REG_STATUS);
 		wr(adev, MOCK_ACCEL_REG_STATUS,
 		   val & MOCK_ACCEL_STATUS_ALLOCATED);
+		new = rd(adev, MOCK_ACCEL_REG_STATUS);
+	}
 	mutex_unlock(&adev->lock);
+	mock_accel_status_changed(adev, old, new);
 	return ret;
 }
 
 int mock_accel_set_fault(struct mock_accel_dev *adev, bool fail)
 {
+	u32 old = 0, new = 0;
 	int ret = 0;
 
 	mutex_lock(&adev->lock);
-	if (adev->dead)
+	if (adev->dead) {
 		ret = -ENODEV;
-	else
+	} else {
+		old = rd(adev, MOCK_ACCEL_REG_STATUS);
 		adev->ops->set_fault(adev, fail);
+		new = rd(adev, MOCK_ACCEL_REG_STATUS);
+	}
 	mutex_unlock(&adev->lock);
+	mock_accel_status_changed(adev, old, new);
 	return ret;
 }
 
@@ -231,6 +241,8 @@ int mock_accel_sriov_set(struct mock_accel_dev *pf, unsigned int num_vfs)
 			goto out;
 	}
 	ret = pf->ops->sriov_configure(pf, num_vfs);
+	if (mock_accel_sriov_numvfs(pf) != cur)
+		mock_accel_notify(pf, MOCK_ACCEL_CHANGED_SRIOV);
 out:
 	mutex_unlock(&pf->sriov_lock);
 	return ret;

@@ -10,6 +10,7 @@
 #define _MOCK_ACCEL_H
 
 #include <linux/atomic.h>
+#include <linux/bits.h>
 #include <linux/cdev.h>
 #include <linux/device.h>
 #include <linux/kref.h>
@@ -180,6 +181,14 @@ int mock_accel_wordlist_generate(unsigned int count, char *buf, size_t size);
 
 /* sysfs.c */
 extern const struct attribute_group *mock_accel_dev_groups[];
+
+/* what mock_accel_notify() announces: the attributes whose value changed */
+#define MOCK_ACCEL_CHANGED_STATUS	BIT(0)	/* status */
+#define MOCK_ACCEL_CHANGED_HEALTH	BIT(1)	/* health (and status) */
+#define MOCK_ACCEL_CHANGED_SRIOV	BIT(2)	/* sriov_numvfs */
+
+void mock_accel_notify(struct mock_accel_dev *adev, unsigned int changed);
+void mock_accel_status_changed(struct mock_accel_dev *adev, u32 old, u32 new);
 
 /* ioctl.c */
 extern const struct file_operations mock_accel_fops;

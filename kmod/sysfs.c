@@ -3,11 +3,13 @@
  * mock-accel: attributes of the class devices, /sys/class/mock-accel/<name>/.
  *
  * Every store parses the whole value with kstrto*() and answers -EINVAL
- * for anything else, changing nothing.
+ * for anything else, changing nothing.  A value that changes is announced
+ * by mock_accel_notify(): poll() on the attribute and a KOBJ_CHANGE uevent.
  */
 
 #include <linux/device.h>
 #include <linux/kernel.h>
+#include <linux/kobject.h>
 #include <linux/sysfs.h>
 
 #include "mock_accel.h"
@@ -317,3 +319,52 @@ const struct attribute_group *mock_accel_dev_groups[] = {
 	&mock_accel_dev_group,
 	NULL
 };
+
+static const char *const mock_accel_change_names[] = {
+	"status", "health", "sriov_numvfs",
+};
+
+/**
+ * mock_accel_notify - announce that attributes of a device changed
+ * @adev: the device
+ * @changed: MOCK_ACCEL_CHANGED_* bits
+ *
+ * Wakes every poll() on the changed attribute files (POLLPRI | POLLERR;
+ * the reader reads the file again to re-arm it) and sends one KOBJ_CHANGE
+ * uevent with MOCK_ACCEL_CHANGE=<attribute>[,<attribute>].  Process context,
+ * no device lock held; nothing happens for a device without a class device
+ * (not registered yet, or being removed: add/remove have their own uevent).
+ */
+void mock_accel_notify(struct mock_accel_dev *adev, unsigned int changed)
+{
+	char env[64];
+	char *envp[2] = { env, NULL };
+	struct device *dev = adev->dev;
+	unsigned int i;
+	int n;
+
+	if (!dev || !changed)
+		return;
+	n = scnprintf(env, sizeof(env), "MOCK_ACCEL_CHANGE=");
+	for (i = 0; i < ARRAY_SIZE(mock_accel_change_names); i++) {
+		if (!(changed & BIT(i)))
+			continue;
+		sysfs_notify(&dev->kobj, NULL, mock_accel_change_names[i]);
+		n += scnprintf(env + n, sizeof(env) - n, "%s%s",
+			       env[n - 1] == '=' ? "" : ",",
+			       mock_accel_change_names[i]);
+	}
+	kobject_uevent_env(&dev->kobj, KOBJ_CHANGE, envp);
+}
+
+/* announce a STATUS register change from @old to @new (0, 0: none) */
+void mock_accel_status_changed(struct mock_accel_dev *adev, u32 old, u32 new)
+{
+	unsigned int changed = 0;
+
+	if (old != new)
+		changed |= MOCK_ACCEL_CHANGED_STATUS;
+	if ((old ^ new) & MOCK_ACCEL_STATUS_ERROR)
+		changed |= MOCK_ACCEL_CHANGED_HEALTH;
+	mock_accel_notify(adev, changed);
+}

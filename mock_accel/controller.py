@@ -5,7 +5,6 @@
 # %% ../nbs/21_controller.ipynb #87a0a582
 from __future__ import annotations
 
-import copy
 import http.server
 import json
 import logging
@@ -25,15 +24,15 @@ from mock_accel.slices import (
     parse_quantity,
     with_generation,
 )
-from .sysfs import Inventory, SysfsNode
+from .sysfs import ChangeWatcher, DeviceError, Inventory, SysfsNode
 
 log = logging.getLogger(__name__)
 
 NODES_PATH = "/api/v1/nodes"
 
 # %% auto #0
-__all__ = ['log', 'NODES_PATH', 'DEFAULT_MAX_BACKOFF', 'STALL_SECONDS', 'parse_duration', 'comparable', 'ReconcileResult',
-           'backoff_delay', 'SliceController']
+__all__ = ['log', 'NODES_PATH', 'DEFAULT_MAX_BACKOFF', 'SLICE_ATTRIBUTES', 'STALL_SECONDS', 'parse_duration', 'comparable',
+           'ReconcileResult', 'backoff_delay', 'SliceController']
 
 # %% ../nbs/21_controller.ipynb #1baaa6c0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -65,7 +64,7 @@ def _canonical_counters(counters: dict | None) -> None:
 
 def comparable(resource_slice: dict, label_keys: tuple[str, ...] | None = None) -> str:
     """A canonical string of what we manage in a slice; equal strings mean nothing to write."""
-    spec = copy.deepcopy(resource_slice.get("spec") or {})
+    spec = json.loads(json.dumps(resource_slice.get("spec") or {}))   # a copy; deepcopy is slower
     (spec.get("pool") or {}).pop("generation", None)
     for counter_set in spec.get("sharedCounters") or []:
         _canonical_counters(counter_set.get("counters"))
@@ -126,7 +125,7 @@ class SliceController:
     def __init__(self, client: KubeClient, node_name: str, sysfs: SysfsNode, *,
                  driver: str = DEFAULT_DRIVER, partitionable: bool = True,
                  unhealthy_effect: str = "NoSchedule", rescan_interval: float = 30.0,
-                 poll_interval: float = 0.5, max_backoff: float = DEFAULT_MAX_BACKOFF,
+                 poll_interval: float = 10.0, max_backoff: float = DEFAULT_MAX_BACKOFF,
                  cleanup_stale_nodes: bool = False):
         self.client, self.node_name, self.sysfs = client, node_name, sysfs
         self.driver, self.partitionable, self.unhealthy_effect = \
@@ -138,6 +137,7 @@ class SliceController:
         self.last_error: Exception | None = None
         self._accepted: dict[str, tuple[str, str]] = {}  # name -> (desired, what the server kept)
         self._owner_warned = False
+        self._known: dict[str, dict] | None = None  # our slices as our last writes left them
         build_slices(node_name, [], driver=driver, partitionable=partitionable,
                      unhealthy_effect=unhealthy_effect)  # check the settings now
 
@@ -163,7 +163,11 @@ def current(self: SliceController) -> list[dict]:
 # %% ../nbs/21_controller.ipynb #4e8f9658
 @patch
 def _owner(self: SliceController) -> list[dict]:
-    """An owner reference to our Node, so slices go with it (none if it cannot be read)."""
+    """An owner reference to our Node, so slices go with it (none if it cannot be read); read
+    again after `rescan_interval`, so a change costs no GET of the Node."""
+    cached = getattr(self, "_owner_cache", None)
+    if cached is not None and time.monotonic() - cached[0] < self.rescan_interval:
+        return cached[1]
     try:
         node = self.client.get(f"{NODES_PATH}/{self.node_name}")
     except KubeError as err:
@@ -172,8 +176,10 @@ def _owner(self: SliceController) -> list[dict]:
                         "without an owner", self.node_name, err)
             self._owner_warned = True
         return []
-    return [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
-             "uid": node["metadata"]["uid"], "controller": True}]
+    owner = [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
+              "uid": node["metadata"]["uid"], "controller": True}]
+    self._owner_cache = (time.monotonic(), owner)
+    return owner
 
 # %% ../nbs/21_controller.ipynb #3cf53071
 @patch
@@ -189,7 +195,7 @@ def _write(self: SliceController, method: str, path: str, body: dict) -> dict:
     try:
         return self.client.request(method, path, body)
     except KubeError as err:
-        if err.conflict:
+        if err.conflict or (err.not_found and method == "PUT"):   # changed or gone meanwhile
             raise _Retry(f"{method} {body['metadata']['name']}: {err.reason}") from None
         raise
 
@@ -224,8 +230,8 @@ def _keep_taint_times(want: dict, have: dict) -> None:
 
 @patch
 def _write_slice(self: SliceController, want: dict, have: dict | None,
-                 result: ReconcileResult) -> None:
-    """Create `want`, or replace `have` with it; count the write in `result`."""
+                 result: ReconcileResult) -> dict:
+    """Create `want`, or replace `have` with it; count the write in `result`; what was stored."""
     name = want["metadata"]["name"]
     if have is None:
         stored = self._write("POST", RESOURCE_SLICES_PATH, want)
@@ -237,6 +243,7 @@ def _write_slice(self: SliceController, want: dict, have: dict | None,
         result.updated += 1
     result.writes += 1
     self._check_stored(want, stored)
+    return stored
 
 # %% ../nbs/21_controller.ipynb #d6a9afc6
 @patch
@@ -248,38 +255,45 @@ def _in_sync(self: SliceController, desired: list[dict], existing: dict[str, dic
 
 
 @patch
-def _reconcile_once(self: SliceController, desired: list[dict]) -> ReconcileResult:
+def _reconcile_once(self: SliceController, desired: list[dict],
+                    fresh: bool = True) -> ReconcileResult:
+    """One pass; unless `fresh`, compare with what our own last writes left (no LIST)."""
     owner = self._owner() if desired else []
     for item in desired:
         if owner:
             item["metadata"]["ownerReferences"] = owner
-    existing = {s["metadata"]["name"]: s for s in self.current()}
+    if fresh or self._known is None:
+        self._known = {s["metadata"]["name"]: s for s in self.current()}
+    existing, known, self._known = dict(self._known), {}, None   # unknown until all is written
     seen = max((_generation(s) for s in existing.values()), default=0)
     result = ReconcileResult(generation=seen, slices=len(desired))
     if self._in_sync(desired, existing):
-        self.generation = max(self.generation, seen)
+        self.generation, self._known = max(self.generation, seen), existing
         return result
     generation = result.generation = max(self.generation, seen) + 1
     for want in with_generation(desired, generation):
-        self._write_slice(want, existing.pop(want["metadata"]["name"], None), result)
+        name = want["metadata"]["name"]
+        known[name] = self._write_slice(want, existing.pop(name, None), result)
     for name in existing:  # slices this node no longer needs
         try:
             if self.client.delete(f"{RESOURCE_SLICES_PATH}/{name}"):
                 result.deleted += 1
         finally:
             result.writes += 1
-    self.generation = generation
+    self.generation, self._known = generation, known
     log.info("node %s: pool generation %d: %d slice(s) created, %d updated, %d deleted",
              self.node_name, generation, result.created, result.updated, result.deleted)
     return result
 
 # %% ../nbs/21_controller.ipynb #732341f4
 @patch
-def reconcile_desired(self: SliceController, desired: list[dict]) -> ReconcileResult:
-    """`reconcile` for an already built desired state (used by `run`)."""
+def reconcile_desired(self: SliceController, desired: list[dict],
+                      fresh: bool = True) -> ReconcileResult:
+    """`reconcile` for an already built desired state (used by `run`, which lists the slices
+    only on its full rescans: `fresh`); a conflict or a slice gone reads them again."""
     for attempt in range(self.conflict_retries + 1):
         try:
-            result = self._reconcile_once(copy.deepcopy(desired))
+            result = self._reconcile_once(json.loads(json.dumps(desired)), fresh or attempt > 0)
         except _Retry as retry:
             log.info("node %s: %s; reading again (attempt %d)", self.node_name, retry,
                      attempt + 1)
@@ -318,11 +332,45 @@ def delete_stale_nodes(self: SliceController) -> int:
         log.info("deleted %d slice(s) of vanished node(s) %s", deleted, ", ".join(sorted(gone)))
     return deleted
 
+# %% ../nbs/21_controller.ipynb #efba4e1c
+SLICE_ATTRIBUTES = ("health", "sriov_numvfs")   # what slices change with (not ALLOCATED)
+
+
+@patch
+def _watcher(self: SliceController) -> ChangeWatcher:
+    """The node's change watcher; one that only times out when the node cannot give one."""
+    try:
+        return self.sysfs.watcher(SLICE_ATTRIBUTES)
+    except OSError as err:
+        log.warning("node %s: cannot watch sysfs for changes (%s); rescanning every %gs",
+                    self.node_name, err, self.poll_interval)
+        return ChangeWatcher(self.sysfs, SLICE_ATTRIBUTES)
+
+# %% ../nbs/21_controller.ipynb #09ac9644
+@patch
+def _rescan(self: SliceController, previous: Inventory | None,
+            changed: set[str] | None) -> Inventory:
+    """The node's devices: only `changed` ones read again when the watcher names them, all of
+    them otherwise (a timeout of the safety net, devices come or gone, a problem to report)."""
+    if previous is None or changed is None or previous.problems:
+        return self.sysfs.discover()
+    inventory = Inventory(dict(previous.devices))
+    for name in changed:
+        try:
+            inventory.devices[name] = self.sysfs.read_device(name)
+        except DeviceError:
+            return self.sysfs.discover()   # discovery reports it
+    return inventory
+
 # %% ../nbs/21_controller.ipynb #ca28212c
 @patch
 def run(self: SliceController, stop: threading.Event) -> None:
     """Reconcile on sysfs changes and every `rescan_interval` until `stop` is set; never raises."""
+    watcher = self._watcher()
+    threading.Thread(target=lambda: (stop.wait(), watcher.wake()), name="controller-stop",
+                     daemon=True).start()
     published: list[dict] | None = None
+    inventory, woke = None, False
     last_full = float("-inf")
     failures, retry_at = 0, 0.0
     log.info("node %s: publishing %s devices (partitionable=%s, rescan every %gs)",
@@ -330,10 +378,11 @@ def run(self: SliceController, stop: threading.Event) -> None:
     while not stop.is_set():
         now = self.heartbeat = time.monotonic()
         try:
-            desired = self.desired()
+            inventory = self._rescan(inventory, watcher.take_changes() if woke else None)
+            desired = self.desired(inventory)
             due = desired != published or now - last_full >= self.rescan_interval
             if due and now >= retry_at:
-                self.reconcile_desired(desired)
+                self.reconcile_desired(desired, fresh=now - last_full >= self.rescan_interval)
                 if self.cleanup_stale_nodes and now - last_full >= self.rescan_interval:
                     self.delete_stale_nodes()
                 published, last_full = desired, now
@@ -348,7 +397,9 @@ def run(self: SliceController, stop: threading.Event) -> None:
             self.last_error = err
             log.warning("node %s: reconcile failed (%s); retry %d in %.1fs", self.node_name,
                         err, failures, delay)
-        stop.wait(self.poll_interval)
+        next_due = retry_at if failures else last_full + self.rescan_interval
+        woke = watcher.wait(min(self.poll_interval, max(next_due - time.monotonic(), 0.0)))
+    watcher.close()
     log.info("node %s: slice controller stopped", self.node_name)
 
 # %% ../nbs/21_controller.ipynb #84a1e67f

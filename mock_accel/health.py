@@ -20,7 +20,7 @@ from mock_accel.proto import (
     dra_health_v1alpha1_pb2,
     dra_health_v1alpha1_pb2_grpc,
 )
-from .sysfs import SysfsNode
+from .sysfs import ChangeWatcher, SysfsNode
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,10 @@ class DeviceHealthState:
 
 
 class HealthWatcher:
-    """Polls the health of every device of `node`; `generation` counts the changes."""
+    """Reads the health of every device of `node` on each change and every `interval`;
+    `generation` counts the changes."""
 
-    def __init__(self, node: SysfsNode, pool: str, interval: float = 0.5):
+    def __init__(self, node: SysfsNode, pool: str, interval: float = 10.0):
         self.node, self.pool, self.interval = node, pool, interval
         self.generation = 0
         self.states: dict[str, DeviceHealthState] = {}
@@ -57,6 +58,7 @@ class HealthWatcher:
         self._wakeups = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._watcher: ChangeWatcher | None = None
 
 # %% ../nbs/25_health.ipynb #55c33a5f
 @patch
@@ -117,24 +119,34 @@ def wake(self: HealthWatcher) -> None:
 # %% ../nbs/25_health.ipynb #8f2bc82a
 @patch
 def start(self: HealthWatcher) -> None:
-    """Poll once now, then every `interval` in a thread until `stop()`."""
+    """Poll once now, then on every change and every `interval` in a thread until `stop()`."""
+    try:
+        self._watcher = self.node.watcher(("health",))
+    except OSError as err:
+        log.warning("cannot watch device health (%s); reading it every %gs", err, self.interval)
+        self._watcher = ChangeWatcher(self.node, ("health",))
     self.poll()
     self.polled = time.monotonic()
     self._stop.clear()
-    self._thread = threading.Thread(target=self._run, name="health-poller", daemon=True)
+    self._thread = threading.Thread(target=self._run, args=(self._watcher,),
+                                    name="health-poller", daemon=True)
     self._thread.start()
 
 
 @patch
-def _run(self: HealthWatcher) -> None:
-    while not self._stop.wait(self.interval):
+def _run(self: HealthWatcher, watcher: ChangeWatcher) -> None:
+    while not self._stop.is_set():
+        watcher.wait(self.interval)
+        if self._stop.is_set():
+            break
         try:
             self.poll()
         except Exception:
             log.exception("health poll failed")
         self.polled = time.monotonic()
+    watcher.close()
 
-
+# %% ../nbs/25_health.ipynb #a614dfa6
 @patch
 def stalled(self: HealthWatcher) -> str | None:
     """Why the poller is not working (stopped, or no poll for 10 intervals and 10 s), or None."""
@@ -150,6 +162,8 @@ def stalled(self: HealthWatcher) -> str | None:
 def stop(self: HealthWatcher) -> None:
     """Stop polling and release every `wait`; idempotent."""
     self._stop.set()
+    if self._watcher is not None:
+        self._watcher.wake()
     self.wake()
     if self._thread is not None:
         self._thread.join()

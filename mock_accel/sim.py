@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -13,6 +14,8 @@ import json
 import logging
 import os
 import secrets
+import select
+import struct
 import sys
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -40,13 +43,20 @@ from mock_accel.abi import (
     WRITE_ONLY_ATTRIBUTES,
 )
 from .firmware import WordlistError, parse_wordlist
-from .sysfs import SysfsNode, parse_name
+from mock_accel.sysfs import (
+    NAME_PATTERN,
+    WATCHED_ATTRIBUTES,
+    ChangeWatcher,
+    SysfsNode,
+    parse_name,
+)
 
 # %% auto #0
 __all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log',
-           'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'SimConfig',
+           'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'IN_CLOSE_WRITE',
+           'IN_MOVED_FROM', 'IN_MOVED_TO', 'IN_CREATE', 'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig',
            'software_uuid', 'software_pci_address', 'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode',
-           'node_identity', 'main']
+           'node_identity', 'InotifyWatcher', 'main']
 
 # %% ../nbs/05_sim.ipynb #feb9dce8
 FW_VERSION = "1.0.0"
@@ -433,9 +443,12 @@ def _write(self: SimNode, path: Path, value: str) -> None:
 def _read(self: SimNode, path: Path) -> str:
     path = Path(path)
     name, attribute = path.parent.name, path.name
-    if path.parent.parent == self.class_dir and attribute in WRITE_ONLY_ATTRIBUTES:
+    special = attribute in WRITE_ONLY_ATTRIBUTES or attribute in GENERATED_ATTRIBUTES
+    if not special or path.parent.parent != self.class_dir:   # most reads: a plain file
+        return SysfsNode._read(self, path)
+    if attribute in WRITE_ONLY_ATTRIBUTES:
         raise _error(errno.EIO, f"{attribute} is write-only")
-    if path.parent.parent == self.class_dir and attribute in GENERATED_ATTRIBUTES:
+    if attribute in GENERATED_ATTRIBUTES:
         with self._locked():
             if not (self.class_dir / name).exists():
                 raise _error(errno.ENOENT, f"no such device {name}")
@@ -534,6 +547,95 @@ def _store_del_device(self: SimNode, value: str) -> None:
     for index in range(int(self._get(pf, "sriov_numvfs"))):
         self._remove_device(f"{pf}-vf{index}")
     self._remove_device(pf)
+
+# %% ../nbs/05_sim.ipynb #4a524261
+IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x8, 0x40, 0x80
+IN_CREATE, IN_DELETE, IN_IGNORED, IN_ONLYDIR = 0x100, 0x200, 0x8000, 0x1000000
+_EVENT = struct.Struct("iIII")   # struct inotify_event: wd, mask, cookie, len (then the name)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _inotify_init() -> int:
+    fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+    return fd
+
+
+def _add_watch(fd: int, path: Path, mask: int) -> int | None:
+    """The watch descriptor of `path` (a link is followed), None when it cannot be watched."""
+    wd = _libc.inotify_add_watch(fd, os.fsencode(path), ctypes.c_uint32(mask | IN_ONLYDIR))
+    return None if wd < 0 else wd
+
+
+def _read_events(fd: int) -> Iterator[tuple[int, int, str]]:
+    """(wd, mask, name) of every pending event."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        offset = 0
+        while offset < len(data):
+            wd, mask, _, size = _EVENT.unpack_from(data, offset)
+            name = data[offset + _EVENT.size:offset + _EVENT.size + size].rstrip(b"\0")
+            offset += _EVENT.size + size
+            yield wd, mask, os.fsdecode(name)
+
+# %% ../nbs/05_sim.ipynb #66fa32bc
+_DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM   # devices come and go
+_FILE_EVENTS = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE            # a value is stored
+
+
+class InotifyWatcher(ChangeWatcher):
+    """The simulator's source: inotify on the class directory (devices come and go) and on each
+    device directory (a store renames a new file over the attribute)."""
+
+    def __init__(self, node: SimNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES):
+        super().__init__(node, attributes)
+        self._fd = _inotify_init()
+        self._poller.register(self._fd, select.POLLIN)
+        self._class_wd: int | None = None
+        self._devices: dict[int, str] = {}   # wd -> device name
+
+    def _sync(self) -> bool:
+        new = False
+        if self._class_wd is None:
+            self._class_wd = _add_watch(self._fd, self.node.class_dir, _DIR_EVENTS)
+            new = self._class_wd is not None
+        names = set(self.node.names())
+        for wd in [wd for wd, name in self._devices.items() if name not in names]:
+            _libc.inotify_rm_watch(self._fd, wd)   # fails harmlessly if it went with its dir
+            del self._devices[wd]
+        for name in names - set(self._devices.values()):
+            wd = _add_watch(self._fd, self.node.class_dir / name, _FILE_EVENTS)
+            if wd is not None:
+                self._devices[wd], new = name, True
+        return new
+
+    def _consume(self, fd: int) -> bool:
+        changed = False
+        for wd, mask, name in _read_events(fd):
+            if mask & IN_IGNORED:   # its directory went away
+                self._devices.pop(wd, None)
+                self._class_wd = None if wd == self._class_wd else self._class_wd
+            elif wd == self._class_wd and NAME_PATTERN.fullmatch(name):
+                self._note(None)   # a device came or went
+                changed = True
+            elif wd in self._devices and name in self.attributes:
+                self._note(None if name == "sriov_numvfs" else self._devices[wd])
+                changed = True
+        return changed
+
+    def _close_sources(self) -> None:
+        self._poller.unregister(self._fd)
+        os.close(self._fd)
+
+# %% ../nbs/05_sim.ipynb #98fa22f2
+@patch
+def watcher(self: SimNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES) -> ChangeWatcher:
+    """The simulator's `ChangeWatcher`: inotify, since poll() on a regular file is always ready."""
+    return InotifyWatcher(self, attributes)
 
 # %% ../nbs/05_sim.ipynb #61e12947
 def main(argv: list[str] | None = None, prog: str = "python -m mock_accel.sim") -> int:

@@ -5,10 +5,14 @@
 # %% ../nbs/04_sysfs.ipynb #77fa39ec
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import re
+import select
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +31,8 @@ from mock_accel.abi import (
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'NAME_PATTERN', 'ATTRIBUTES', 'parse_name', 'name_sort_key', 'Device', 'DeviceProblem', 'DeviceError',
-           'Inventory', 'AttributeWriteError', 'SysfsNode']
+__all__ = ['log', 'NAME_PATTERN', 'ATTRIBUTES', 'WATCHED_ATTRIBUTES', 'parse_name', 'name_sort_key', 'Device', 'DeviceProblem',
+           'DeviceError', 'Inventory', 'AttributeWriteError', 'SysfsNode', 'ChangeWatcher', 'SysfsWatcher']
 
 # %% ../nbs/04_sysfs.ipynb #fc4b5bd0
 NAME_PATTERN = re.compile(r"mock(?P<pf>0|[1-9][0-9]*)(?:-vf(?P<vf>0|[1-9][0-9]*))?")
@@ -399,3 +403,144 @@ def del_device(self: SysfsNode, pf_id: int) -> None:
 def write_control(self: SysfsNode, control: str, value: str | int) -> None:
     """Write `value` as it is to a bus control file (`abi.BUS_CONTROLS`)."""
     self._write_checked(self.bus_dir / control, control, value)
+
+# %% ../nbs/04_sysfs.ipynb #53294168
+WATCHED_ATTRIBUTES = ("status", "health", "sriov_numvfs")  # what slices and health are built from
+
+
+class ChangeWatcher:
+    """Waits until a watched attribute of `node` may have changed, `wake()` or a timeout."""
+
+    def __init__(self, node: SysfsNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES):
+        self.node, self.attributes = node, tuple(attributes)
+        self.events = 0   # wake-ups that came from the kernel or the file system
+        self.changed: set[str] | None = None   # devices changed since take_changes(); None: any
+        self._lock = threading.Lock()
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poller = select.poll()
+        self._poller.register(self._wake_read, select.POLLIN)
+
+    def __enter__(self) -> ChangeWatcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def take_changes(self) -> set[str] | None:
+        """The devices whose attributes changed since the last call (None: devices came or
+        went, or nobody knows: read them all); starts a new record."""
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def _note(self, device: str | None) -> None:   # record a change (None: read them all)
+        if device is None:
+            self.changed = None
+        elif self.changed is not None:
+            self.changed.add(device)
+
+    def _sync(self) -> bool:   # watch what appeared, forget what went; True if anything new
+        return False
+
+    def _consume(self, fd: int) -> bool:   # read the event on `fd`; True if it is a change
+        return False
+
+    def _close_sources(self) -> None:
+        pass
+
+# %% ../nbs/04_sysfs.ipynb #2cbcc45d
+@patch
+def wait(self: ChangeWatcher, timeout: float | None) -> bool:
+    """True when something may have changed (an event, or a device newly watched); False after
+    `timeout` seconds (None: no limit) or a `wake()`. Events that change nothing of interest
+    (another file of the directory) do not end it."""
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    while not self._sync():
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        ready = self._poller.poll(None if left is None else left * 1000)
+        changed = [self._consume(fd) for fd, _ in ready if fd != self._wake_read]
+        if any(changed):
+            self.events += 1
+            return True
+        if len(changed) < len(ready):   # wake()
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_read, 4096)
+            return False
+        if not ready or (deadline is not None and time.monotonic() >= deadline):
+            return False
+    self._note(None)   # devices newly watched: read them all
+    return True
+
+
+@patch
+def wake(self: ChangeWatcher) -> None:
+    """Make a `wait` in another thread return now (False); harmless after `close`."""
+    with self._lock:
+        if self._wake_write >= 0:
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_write, b"\0")
+
+
+@patch
+def close(self: ChangeWatcher) -> None:
+    """Stop watching and release every file descriptor; idempotent."""
+    with self._lock:
+        if self._wake_write < 0:
+            return
+        self._close_sources()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+        self._wake_read = self._wake_write = -1
+
+# %% ../nbs/04_sysfs.ipynb #1ac3ea15
+_WAKE = select.POLLPRI | select.POLLERR
+
+
+class SysfsWatcher(ChangeWatcher):
+    """The kernel's way: `poll()` on each watched attribute file, which the module wakes
+    (`sysfs_notify`) when the value changes; reading the file again re-arms it."""
+
+    def __init__(self, node: SysfsNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES):
+        super().__init__(node, attributes)
+        self._files: dict[int, tuple[str, str]] = {}   # fd -> (device, attribute)
+
+    def _sync(self) -> bool:
+        wanted = {(name, a) for name in self.node.names() for a in self.attributes
+                  if ("pf" if parse_name(name)[1] is None else "vf") in _kinds(a)}
+        for fd in [fd for fd, key in self._files.items() if key not in wanted]:
+            self._forget(fd)
+        new = False
+        for key in wanted - set(self._files.values()):
+            try:
+                fd = os.open(self.node.attribute_path(*key), os.O_RDONLY | os.O_CLOEXEC)
+                os.pread(fd, 4096, 0)   # a read arms poll()
+            except OSError:
+                continue   # going away: the next sync sees it
+            self._files[fd] = key
+            self._poller.register(fd, _WAKE)
+            new = True
+        return new
+
+    def _forget(self, fd: int) -> None:
+        del self._files[fd]
+        self._poller.unregister(fd)
+        os.close(fd)
+
+    def _consume(self, fd: int) -> bool:
+        name, attribute = self._files[fd]
+        try:
+            os.pread(fd, 4096, 0)   # re-arms it
+        except OSError:   # removed (perhaps back under the same name): open it again
+            self._forget(fd)
+            attribute = "sriov_numvfs"
+        self._note(None if attribute == "sriov_numvfs" else name)   # VFs come and go
+        return True
+
+    def _close_sources(self) -> None:
+        for fd in list(self._files):
+            self._forget(fd)
+
+# %% ../nbs/04_sysfs.ipynb #66921539
+@patch
+def watcher(self: SysfsNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES) -> ChangeWatcher:
+    """A `ChangeWatcher` for this node (the simulator returns its own kind)."""
+    return SysfsWatcher(self, attributes)

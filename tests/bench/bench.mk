@@ -2,13 +2,15 @@
 #   make bench                 every benchmark, then tests/bench/results/latest.{md,json}
 #   make bench BENCH_QUICK=1   small sizes and short windows (a first look; not the figures)
 #   make bench-peers | bench-slices | bench-prepare | bench-scale | bench-kernel | bench-report
+#   make bench-events          issue 19: change -> slice latency and idle CPU, 3 runs (~6 min)
 # Tables go to stdout, plots and raw JSON to $(ARTIFACTS)/bench/.
 PYTHON ?= python3
 BENCH_REPO := $(abspath $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/../..)
 BENCH_QUICK ?=
 export BENCH_QUICK
 
-.PHONY: bench bench-peers bench-slices bench-prepare bench-scale bench-kernel bench-report
+.PHONY: bench bench-peers bench-slices bench-prepare bench-scale bench-kernel bench-report \
+	bench-events
 
 # The module and the wordlist are built when missing (`make kmod firmware` rebuilds them).
 bench: cluster-bins bench-peers
@@ -28,6 +30,9 @@ bench-prepare:
 
 bench-scale:
 	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_scale
+
+bench-events:
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_events
 
 bench-kernel:
 	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_kernel

@@ -4,6 +4,7 @@ that `make bench` commits. No cluster, no VM, no Go (those run under `make bench
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 
@@ -68,3 +69,17 @@ def test_kernel_pipeline_on_the_simulated_node_and_the_report(tmp_path, monkeypa
     assert "| word indices uniform (chi², α 0.001) |" in text
     assert json.loads((out / "latest.json").read_text())["kernel"]["uniformity"]
     assert report.main(["--artifacts", str(tmp_path / "none"), "--out", str(out)]) == 1
+
+
+def test_event_benchmark_parts_on_the_simulated_node(tmp_path):
+    """bench_events without a cluster or a VM: the watcher's wake-ups, a controller against
+    FakeKube, and the /proc CPU reading."""
+    from mock_accel.sim import SimConfig, SimNode
+    from tests.bench import bench_events
+    sim = SimNode.create(tmp_path / "node", SimConfig(num_devices=2, total_vfs=0))
+    wakes = bench_events.wake_latencies(sim, 2, "mock0")
+    assert len(wakes) == 2 and all(0 < w < 30 for w in wakes)
+    found = bench_events.fake_latencies(sim, 2, sim.names())
+    assert [len(found[k]) for k in ("fault", "clear")] == [2, 2]
+    cpu = bench_events.idle_cpu({"me": os.getpid()}, 0.2)
+    assert cpu["together"] == cpu["me"] >= 0 and cpu["seconds"] >= 0.2
