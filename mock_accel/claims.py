@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,9 +291,11 @@ class NodeClaims:
         self.cdi = CdiRegistry(config.cdi_dir, config.driver, host_root=config.host_root)
         self.checkpoint = Checkpoint(config.checkpoint_path)
         self.metrics = PluginMetrics(self, registry)
-        self._state_lock = threading.Lock()      # _claims, _reserved, checkpoint writes
+        self._state_lock = threading.Lock()      # _claims, _reserved, the change numbers
         self._claim_locks: dict[str, tuple[threading.Lock, int]] = {}  # uid -> (lock, users)
-        self._reserved: dict[str, str] = {}      # device -> claim uid, while being prepared
+        self._reserved: dict[str, str] = {}      # device -> claim uid, while (un)prepared
+        self._commit_lock = threading.Lock()     # one checkpoint write at a time
+        self._staged = self._durable = 0         # changes made to _claims / on disk
         with self._serialized():
             self._claims = self._load({})
             self.reconcile_report = reconcile(self._claims, self.node, self.cdi,
@@ -453,11 +455,37 @@ def _roll_back(self: NodeClaims, ref: ClaimRef, marked: list[str], cause: BaseEx
     except OSError as err:
         log.error("rollback of claim %s: cannot remove its CDI spec: %s", ref, err)
 
+# %% ../nbs/26_claims.ipynb #a391159c
+@patch
+def _stage(self: NodeClaims) -> int:
+    """Number the change just made to `_claims`; the caller holds the state lock."""
+    self._staged += 1
+    return self._staged
+
+
+@patch
+def _commit(self: NodeClaims, change: int, undo: Callable[[], None]) -> None:
+    """Return once a checkpoint holding change number `change` is on disk (group commit). If
+    the write fails, `undo` (run under the state lock) takes the change back out, and it raises."""
+    with self._commit_lock:
+        with self._state_lock:
+            if self._durable >= change:
+                return               # a write that began after our change carried it
+            snapshot, upto = dict(self._claims), self._staged
+        try:
+            self.checkpoint.save(snapshot)
+        except BaseException:
+            with self._state_lock:
+                undo()
+            raise
+        with self._state_lock:
+            self._durable = upto
+
 # %% ../nbs/26_claims.ipynb #805163ba
 @patch
 def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
             inventory: Inventory) -> list[PreparedDevice]:
-    """Write the claim's CDI spec, then save it in the checkpoint."""
+    """Write the claim's CDI spec, then commit it to the checkpoint."""
     names = list(dict.fromkeys(r["device"] for r in results))
     ids = self.cdi.write_claim_spec(
         ref.uid, [self.cdi.device(self.node, inventory[n]) for n in names]) if names else {}
@@ -469,11 +497,8 @@ def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
                              devices=devices)
     with self._state_lock:
         self._claims[ref.uid] = prepared
-        try:
-            self.checkpoint.save(self._claims)
-        except BaseException:
-            del self._claims[ref.uid]
-            raise
+        change = self._stage()
+    self._commit(change, lambda: self._claims.pop(ref.uid, None))
     crash_point("after-checkpoint")
     return devices
 
@@ -541,19 +566,16 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
     check_claim_ref(ref, self.cdi, names=False)   # only the UID is used
     with self._state_lock:
         prepared = self._claims.get(ref.uid)
+        others = holders({uid: c for uid, c in self._claims.items() if uid != ref.uid})
     if prepared is None:
         self.cdi.remove_claim_spec(ref.uid)   # a leftover spec never outlives the claim
         log.info("claim %s was not prepared here; nothing to do", ref,
                  extra={"v": 3, "claim": ref.uid})
         return
-    with self._state_lock:
-        others = holders({uid: c for uid, c in self._claims.items() if uid != ref.uid})
-    present = set(self.node.names())
-    names = list(dict.fromkeys(d.device for d in prepared.devices if not d.admin_access))
+    names = [n for n in dict.fromkeys(d.device for d in prepared.devices if not d.admin_access)
+             if n not in others]
     for name in names:
-        if name in others:
-            continue
-        if name not in present:
+        if not (self.node.class_dir / name).is_dir():   # no rescan of the whole node
             log.warning("device %s of claim %s is gone from the node", name, ref,
                         extra={"claim": ref.uid})
             continue
@@ -562,12 +584,25 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
         except OSError as err:
             raise ClaimError("device_error", f"cannot free device {name}: {err}") from None
     self.cdi.remove_claim_spec(ref.uid)
-    with self._state_lock:
-        remaining = {uid: c for uid, c in self._claims.items() if uid != ref.uid}
-        self.checkpoint.save(remaining)
-        self._claims = remaining
+    self._forget(ref, prepared, names)
     log.info("unprepared claim %s: freed %s", ref, ", ".join(names) or "nothing",
              extra={"v": 2, "claim": ref.uid, "devices": names})
+
+
+@patch
+def _forget(self: NodeClaims, ref: ClaimRef, prepared: PreparedClaim, names: list[str]) -> None:
+    """Commit the checkpoint without `ref`; its devices of `names` stay reserved until then."""
+    with self._state_lock:
+        self._claims = {uid: c for uid, c in self._claims.items() if uid != ref.uid}
+        mine = [n for n in names if self._reserved.setdefault(n, ref.uid) == ref.uid]
+        change = self._stage()
+    try:
+        self._commit(change, lambda: self._claims.__setitem__(ref.uid, prepared))
+    finally:
+        with self._state_lock:
+            for name in mine:
+                if self._reserved.get(name) == ref.uid:
+                    del self._reserved[name]
 
 # %% ../nbs/26_claims.ipynb #c4253b2e
 @patch
