@@ -82,7 +82,7 @@ class PluginConfig:
     dra_services: tuple[str, ...] = DRA_SERVICES      # advertised, in this order
     health_interval: float = 0.5                      # seconds between sysfs health polls
     socket_mode: int = 0o600
-    max_workers: int = 16                             # gRPC threads (health streams hold one)
+    max_workers: int = 64       # gRPC threads, each a call in flight (a health stream holds one)
 
     def __post_init__(self) -> None:
         unknown = set(self.dra_services) - set(DRA_SERVICES)
@@ -455,7 +455,7 @@ def _roll_back(self: NodeClaims, ref: ClaimRef, marked: list[str], cause: BaseEx
     except OSError as err:
         log.error("rollback of claim %s: cannot remove its CDI spec: %s", ref, err)
 
-# %% ../nbs/26_claims.ipynb #a391159c
+# %% ../nbs/26_claims.ipynb #ea0e35a8
 @patch
 def _stage(self: NodeClaims) -> int:
     """Number the change just made to `_claims`; the caller holds the state lock."""
