@@ -427,13 +427,20 @@ def _check_devices(self: NodeClaims, ref: ClaimRef, results: list[dict],
 
 # %% ../nbs/26_claims.ipynb #c824d48a
 @patch
+def _set_allocated(self: NodeClaims, name: str, allocated: bool) -> None:
+    """Write the ALLOCATED bit of `name`: the status store takes that bit alone (kmod/ABI.md),
+    so no read before or after (`SysfsNode.set_allocated` reads twice)."""
+    self.node.write_attr(name, "status", f"0x{STATUS_ALLOCATED if allocated else 0:x}")
+
+
+@patch
 def _mark(self: NodeClaims, names: list[str], inventory: Inventory, marked: list[str]) -> None:
     """Set the ALLOCATED bit of each device of `names`; `marked` lists what this call set."""
     for name in names:
         if inventory[name].allocated:
             continue
         try:
-            self.node.set_allocated(name, True)
+            self._set_allocated(name, True)
         except OSError as err:
             raise ClaimError("device_error",
                              f"cannot mark device {name} allocated: {err}") from None
@@ -447,7 +454,7 @@ def _roll_back(self: NodeClaims, ref: ClaimRef, marked: list[str], cause: BaseEx
                 ", ".join(marked) or "nothing", extra={"claim": ref.uid})
     for name in reversed(marked):
         try:
-            self.node.set_allocated(name, False)
+            self._set_allocated(name, False)
         except OSError as err:
             log.error("rollback of claim %s: cannot free %s: %s", ref, name, err)
     try:
@@ -580,7 +587,7 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
                         extra={"claim": ref.uid})
             continue
         try:
-            self.node.set_allocated(name, False)
+            self._set_allocated(name, False)
         except OSError as err:
             raise ClaimError("device_error", f"cannot free device {name}: {err}") from None
     self.cdi.remove_claim_spec(ref.uid)

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -30,7 +31,7 @@ from tests.bench import common
 STEPS = {  # step -> (module, attribute path)
     "API GET of the claim": ("mock_accel.kube", "KubeClient.get"),
     "sysfs: read the claimed devices": ("mock_accel.claims", "read_claimed_devices"),
-    "sysfs: status write (mark/free)": ("mock_accel.sysfs", "SysfsNode.set_allocated"),
+    "sysfs: status write (mark/free)": ("mock_accel.sysfs", "SysfsNode.write_attr"),
     "CDI spec write": ("mock_accel.cdi", "CdiRegistry.write_claim_spec"),
     "CDI spec remove": ("mock_accel.cdi", "CdiRegistry.remove_claim_spec"),
     "checkpoint write": ("mock_accel.state", "Checkpoint.save"),
@@ -193,7 +194,7 @@ def breakdown(label: str, calls: int, wall: list[float], steps: dict) -> list[di
     return rows
 
 
-def run(rounds: int, concurrent: int, directory: Path) -> dict:
+def run(rounds: int, concurrent: int, directory: Path, py_spy: Path | None = None) -> dict:
     from mock_accel.cluster import Cluster
     from mock_accel.kubelet import KubeletEmulator
     from mock_accel.sim import SimConfig, SimNode
@@ -225,6 +226,10 @@ def run(rounds: int, concurrent: int, directory: Path) -> dict:
                             [f"many-{i}" for i in range(concurrent)], names[1:concurrent + 1])
             collect(agent, timers)
             cpu0 = cpu_seconds(agent.pid)
+            spy = None if py_spy is None else subprocess.Popen(
+                ["py-spy", "record", "--pid", str(agent.pid), "--format", "raw", "--rate", "250",
+                 "--gil", "--output", str(py_spy)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             walls = {"prepare": [], "unprepare": []}
             for _ in range(rounds):
                 for op in walls:
@@ -232,6 +237,9 @@ def run(rounds: int, concurrent: int, directory: Path) -> dict:
                     answer = getattr(plugin, op)([one])
                     walls[op].append(time.perf_counter() - t0)
                     assert not any(getattr(a, "error", a) for a in answer.values()), answer
+            if spy is not None:          # py-spy writes its samples when interrupted
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             single = collect(agent, timers)
             cpu1 = cpu_seconds(agent.pid)
             rows = breakdown("1 claim", rounds * 2, walls["prepare"] + walls["unprepare"],
@@ -282,8 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=100, help="claims in flight at once")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"),
                         help="where the agent's files go (its disk is what is measured)")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
+                        help="also sample the agent's stacks during the 1-claim calls with "
+                             "py-spy (pip install py-spy) into FILE (collapsed stacks)")
     args = parser.parse_args(argv)
-    run(args.rounds, args.concurrent, args.dir)
+    run(args.rounds, args.concurrent, args.dir, args.py_spy)
     return 0
 
 
