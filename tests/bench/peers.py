@@ -231,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"checkout of the seed's repository (default: ${SEED_ENV})")
     args = parser.parse_args(argv)
     try:
+        src = seed_source(args.seed_src)        # a wrong path fails before any build
         for name, path in build(args.force).items():
             print(f"{name}: {path}")
-        src = seed_source(args.seed_src)
         if src is not None:
             print(f"{SEED_BINARY} (seed): {build_seed(src, args.force)}")
         else:

@@ -181,13 +181,13 @@ def breakdown(label: str, calls: int, wall: list[float], steps: dict) -> list[di
     """Rows: per step, total ms per call and share of the client's wall time."""
     total = sum(wall)
     rows = [{"phase": label, "step": "client: whole call (gRPC)", "calls": len(wall),
-             "ms per claim": total / calls * 1e3, "p50 ms": common.percentile(wall, 50) * 1e3,
+             "ms per call": total / calls * 1e3, "p50 ms": common.percentile(wall, 50) * 1e3,
              "p99 ms": common.percentile(wall, 99) * 1e3, "share %": 100.0}]
     for step, values in steps.items():
         if not values:
             continue
         rows.append({"phase": label, "step": step, "calls": len(values),
-                     "ms per claim": sum(values) / calls * 1e3,
+                     "ms per call": sum(values) / calls * 1e3,
                      "p50 ms": common.percentile(values, 50) * 1e3,
                      "p99 ms": common.percentile(values, 99) * 1e3,
                      "share %": 100 * sum(values) / total if total else 0.0})
