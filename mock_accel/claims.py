@@ -262,6 +262,10 @@ class PluginMetrics:
         self.errors = Counter(
             "mock_accel_plugin_errors", "Claims that could not be prepared or unprepared",
             ["operation", "reason"], registry=self.registry)
+        self.checkpoint_writes = Counter(
+            "mock_accel_plugin_checkpoint_writes",
+            "Durable checkpoint writes (one carries every change staged before it)",
+            registry=self.registry)
         self.registry.register(_StateCollector(claims))
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
@@ -485,6 +489,7 @@ def _commit(self: NodeClaims, change: int, undo: Callable[[], None]) -> None:
             with self._state_lock:
                 undo()
             raise
+        self.metrics.checkpoint_writes.inc()
         with self._state_lock:
             self._durable = upto
 
