@@ -35,7 +35,7 @@ STEPS = {  # step -> (module, attribute path)
     "CDI spec write": ("mock_accel.cdi", "CdiRegistry.write_claim_spec"),
     "CDI spec remove": ("mock_accel.cdi", "CdiRegistry.remove_claim_spec"),
     "checkpoint write": ("mock_accel.state", "Checkpoint.save"),
-    "of which fsync (CDI + checkpoint)": ("os", "fsync"),
+    "of which fsync (the checkpoint's)": ("os", "fsync"),
     "prepare, in the agent": ("mock_accel.claims", "NodeClaims.prepare"),
     "unprepare, in the agent": ("mock_accel.claims", "NodeClaims.unprepare"),
 }
