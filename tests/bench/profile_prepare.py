@@ -198,7 +198,11 @@ def run(rounds: int, concurrent: int, directory: Path, py_spy: Path | None = Non
     from mock_accel.cluster import Cluster
     from mock_accel.kubelet import KubeletEmulator
     from mock_accel.sim import SimConfig, SimNode
-    result = {"machine": common.machine(), "disk": disk_floor(directory / "floor")}
+    floor = Path(tempfile.mkdtemp(prefix="floor-", dir=directory))
+    try:
+        result = {"machine": common.machine(), "disk": disk_floor(floor)}
+    finally:
+        shutil.rmtree(floor, ignore_errors=True)
     common.table([result["disk"]], "the disk's floor (one durable small-file write)")
     work = Path(tempfile.mkdtemp(prefix="profile-", dir=directory))
     with Cluster(artifacts=common.artifacts_dir() / "cluster-profile") as cluster:
