@@ -238,7 +238,8 @@ def write_claim_spec(self: CdiRegistry, claim_uid: str,
                      devices: list[CdiDevice]) -> dict[str, str]:
     """Write the claim's spec; returns device name -> fully qualified CDI device id."""
     spec = self.build_spec(claim_uid, devices)
-    atomic_write(self.spec_path(claim_uid), json.dumps(spec, indent=1), mode=0o644)
+    atomic_write(self.spec_path(claim_uid), json.dumps(spec, indent=1), mode=0o644,
+                 durable=False)   # reconcile rewrites what a power cut loses
     return {d.name: qualified_name(self.kind, self.device_name(claim_uid, d.name))
             for d in devices}
 

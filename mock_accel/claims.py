@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +82,7 @@ class PluginConfig:
     dra_services: tuple[str, ...] = DRA_SERVICES      # advertised, in this order
     health_interval: float = 0.5                      # seconds between sysfs health polls
     socket_mode: int = 0o600
-    max_workers: int = 16                             # gRPC threads (health streams hold one)
+    max_workers: int = 64       # gRPC threads, each a call in flight (a health stream holds one)
 
     def __post_init__(self) -> None:
         unknown = set(self.dra_services) - set(DRA_SERVICES)
@@ -262,6 +262,10 @@ class PluginMetrics:
         self.errors = Counter(
             "mock_accel_plugin_errors", "Claims that could not be prepared or unprepared",
             ["operation", "reason"], registry=self.registry)
+        self.checkpoint_writes = Counter(
+            "mock_accel_plugin_checkpoint_writes",
+            "Durable checkpoint writes (one carries every change staged before it)",
+            registry=self.registry)
         self.registry.register(_StateCollector(claims))
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
@@ -291,9 +295,11 @@ class NodeClaims:
         self.cdi = CdiRegistry(config.cdi_dir, config.driver, host_root=config.host_root)
         self.checkpoint = Checkpoint(config.checkpoint_path)
         self.metrics = PluginMetrics(self, registry)
-        self._state_lock = threading.Lock()      # _claims, _reserved, checkpoint writes
+        self._state_lock = threading.Lock()      # _claims, _reserved, the change numbers
         self._claim_locks: dict[str, tuple[threading.Lock, int]] = {}  # uid -> (lock, users)
-        self._reserved: dict[str, str] = {}      # device -> claim uid, while being prepared
+        self._reserved: dict[str, str] = {}      # device -> claim uid, while (un)prepared
+        self._commit_lock = threading.Lock()     # one checkpoint write at a time
+        self._staged = self._durable = 0         # changes made to _claims / on disk
         with self._serialized():
             self._claims = self._load({})
             self.reconcile_report = reconcile(self._claims, self.node, self.cdi,
@@ -425,13 +431,20 @@ def _check_devices(self: NodeClaims, ref: ClaimRef, results: list[dict],
 
 # %% ../nbs/26_claims.ipynb #c824d48a
 @patch
+def _set_allocated(self: NodeClaims, name: str, allocated: bool) -> None:
+    """Write the ALLOCATED bit of `name`: the status store takes that bit alone (kmod/ABI.md),
+    so no read before or after (`SysfsNode.set_allocated` reads twice)."""
+    self.node.write_attr(name, "status", f"0x{STATUS_ALLOCATED if allocated else 0:x}")
+
+
+@patch
 def _mark(self: NodeClaims, names: list[str], inventory: Inventory, marked: list[str]) -> None:
     """Set the ALLOCATED bit of each device of `names`; `marked` lists what this call set."""
     for name in names:
         if inventory[name].allocated:
             continue
         try:
-            self.node.set_allocated(name, True)
+            self._set_allocated(name, True)
         except OSError as err:
             raise ClaimError("device_error",
                              f"cannot mark device {name} allocated: {err}") from None
@@ -445,7 +458,7 @@ def _roll_back(self: NodeClaims, ref: ClaimRef, marked: list[str], cause: BaseEx
                 ", ".join(marked) or "nothing", extra={"claim": ref.uid})
     for name in reversed(marked):
         try:
-            self.node.set_allocated(name, False)
+            self._set_allocated(name, False)
         except OSError as err:
             log.error("rollback of claim %s: cannot free %s: %s", ref, name, err)
     try:
@@ -453,11 +466,38 @@ def _roll_back(self: NodeClaims, ref: ClaimRef, marked: list[str], cause: BaseEx
     except OSError as err:
         log.error("rollback of claim %s: cannot remove its CDI spec: %s", ref, err)
 
+# %% ../nbs/26_claims.ipynb #ea0e35a8
+@patch
+def _stage(self: NodeClaims) -> int:
+    """Number the change just made to `_claims`; the caller holds the state lock."""
+    self._staged += 1
+    return self._staged
+
+
+@patch
+def _commit(self: NodeClaims, change: int, undo: Callable[[], None]) -> None:
+    """Return once a checkpoint holding change number `change` is on disk (group commit). If
+    the write fails, `undo` (run under the state lock) takes the change back out, and it raises."""
+    with self._commit_lock:
+        with self._state_lock:
+            if self._durable >= change:
+                return               # a write that began after our change carried it
+            snapshot, upto = dict(self._claims), self._staged
+        try:
+            self.checkpoint.save(snapshot)
+        except BaseException:
+            with self._state_lock:
+                undo()
+            raise
+        self.metrics.checkpoint_writes.inc()
+        with self._state_lock:
+            self._durable = upto
+
 # %% ../nbs/26_claims.ipynb #805163ba
 @patch
 def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
             inventory: Inventory) -> list[PreparedDevice]:
-    """Write the claim's CDI spec, then save it in the checkpoint."""
+    """Write the claim's CDI spec, then commit it to the checkpoint."""
     names = list(dict.fromkeys(r["device"] for r in results))
     ids = self.cdi.write_claim_spec(
         ref.uid, [self.cdi.device(self.node, inventory[n]) for n in names]) if names else {}
@@ -469,11 +509,8 @@ def _record(self: NodeClaims, ref: ClaimRef, results: list[dict],
                              devices=devices)
     with self._state_lock:
         self._claims[ref.uid] = prepared
-        try:
-            self.checkpoint.save(self._claims)
-        except BaseException:
-            del self._claims[ref.uid]
-            raise
+        change = self._stage()
+    self._commit(change, lambda: self._claims.pop(ref.uid, None))
     crash_point("after-checkpoint")
     return devices
 
@@ -541,33 +578,43 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
     check_claim_ref(ref, self.cdi, names=False)   # only the UID is used
     with self._state_lock:
         prepared = self._claims.get(ref.uid)
+        others = holders({uid: c for uid, c in self._claims.items() if uid != ref.uid})
     if prepared is None:
         self.cdi.remove_claim_spec(ref.uid)   # a leftover spec never outlives the claim
         log.info("claim %s was not prepared here; nothing to do", ref,
                  extra={"v": 3, "claim": ref.uid})
         return
-    with self._state_lock:
-        others = holders({uid: c for uid, c in self._claims.items() if uid != ref.uid})
-    present = set(self.node.names())
-    names = list(dict.fromkeys(d.device for d in prepared.devices if not d.admin_access))
+    names = [n for n in dict.fromkeys(d.device for d in prepared.devices if not d.admin_access)
+             if n not in others]
     for name in names:
-        if name in others:
-            continue
-        if name not in present:
+        if not (self.node.class_dir / name).is_dir():   # no rescan of the whole node
             log.warning("device %s of claim %s is gone from the node", name, ref,
                         extra={"claim": ref.uid})
             continue
         try:
-            self.node.set_allocated(name, False)
+            self._set_allocated(name, False)
         except OSError as err:
             raise ClaimError("device_error", f"cannot free device {name}: {err}") from None
     self.cdi.remove_claim_spec(ref.uid)
-    with self._state_lock:
-        remaining = {uid: c for uid, c in self._claims.items() if uid != ref.uid}
-        self.checkpoint.save(remaining)
-        self._claims = remaining
+    self._forget(ref, prepared, names)
     log.info("unprepared claim %s: freed %s", ref, ", ".join(names) or "nothing",
              extra={"v": 2, "claim": ref.uid, "devices": names})
+
+
+@patch
+def _forget(self: NodeClaims, ref: ClaimRef, prepared: PreparedClaim, names: list[str]) -> None:
+    """Commit the checkpoint without `ref`; its devices of `names` stay reserved until then."""
+    with self._state_lock:
+        self._claims = {uid: c for uid, c in self._claims.items() if uid != ref.uid}
+        mine = [n for n in names if self._reserved.setdefault(n, ref.uid) == ref.uid]
+        change = self._stage()
+    try:
+        self._commit(change, lambda: self._claims.__setitem__(ref.uid, prepared))
+    finally:
+        with self._state_lock:
+            for name in mine:
+                if self._reserved.get(name) == ref.uid:
+                    del self._reserved[name]
 
 # %% ../nbs/26_claims.ipynb #c4253b2e
 @patch

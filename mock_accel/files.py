@@ -13,8 +13,9 @@ from pathlib import Path
 __all__ = ['atomic_write']
 
 # %% ../nbs/00_files.ipynb #c277e614
-def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) -> Path:
-    """Replace `path` with `data` atomically and durably; returns the path."""
+def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o644,
+                 durable: bool = True) -> Path:
+    """Replace `path` with `data` atomically (and, if `durable`, on disk); returns the path."""
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,15 +24,18 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) 
         with os.fdopen(fd, "wb") as out:
             out.write(payload)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    if durable:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     return path
+

@@ -20,6 +20,7 @@ import grpc
 from fastcore.basics import patch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, start_http_server
+from requests.adapters import HTTPAdapter
 
 from mock_accel.claims import (
     DRA_V1,
@@ -43,16 +44,25 @@ from .sysfs import SysfsNode
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PLUGIN_TYPE', 'PROBE_TIMEOUT', 'DriverPlugin', 'RegistrationServicer', 'DraServicer', 'DraV1Servicer',
-           'DraV1beta1Servicer', 'remove_stale_socket', 'remove_stale_sockets', 'ProbeServicer']
+__all__ = ['log', 'PLUGIN_TYPE', 'PROBE_TIMEOUT', 'keep_connections', 'DriverPlugin', 'RegistrationServicer', 'DraServicer',
+           'DraV1Servicer', 'DraV1beta1Servicer', 'remove_stale_socket', 'remove_stale_sockets', 'ProbeServicer']
 
 # %% ../nbs/27_plugin.ipynb #ae7a267d
+def keep_connections(client: ApiReader, count: int) -> None:
+    """Let `client` (a `KubeClient`; others are left alone) keep `count` connections per host."""
+    session = getattr(client, "session", None)
+    for prefix, adapter in list(getattr(session, "adapters", {}).items()):
+        if prefix in ("https://", "http://") and type(adapter) is HTTPAdapter:
+            session.mount(prefix, HTTPAdapter(pool_connections=count, pool_maxsize=count))
+
+
 class DriverPlugin(NodeClaims):
     """The kubelet plugin of one node."""
 
     def __init__(self, config: PluginConfig, client: ApiReader,
                  node: SysfsNode | None = None, registry: CollectorRegistry | None = None):
         super().__init__(config, client, node, registry)
+        keep_connections(client, config.max_workers)
         self._servers: list[grpc.Server] = []
         self._sockets: list[Path] = []
         self._stop = threading.Event()

@@ -6,16 +6,21 @@ lines name the main packages). Binaries go to
 ``~/.cache/mock-accel/peers/<module>@<version>/bin/<name>`` (``$MOCK_ACCEL_PEERS_CACHE``
 overrides the root), so a version bump builds next to the old one and nothing is rebuilt twice.
 
-The seed system's Go driver (``github.com/fabiendupont/mock-device/dra-driver``) is looked up
-too: the proxy answers 403 ("not available") for its version list and for every version of it
-we know, so it cannot be built here; `seed_status()` says so in the results.
+The seed system's Go driver (``github.com/fabiendupont/mock-device/dra-driver``) is refused by
+the proxy (403 for its version list and every version we know), so it is built from a checkout
+named by ``$MOCK_ACCEL_SEED_SRC`` (the repository or its ``dra-driver/``; ``--seed-src``), with
+its dependencies from the proxy pinned by its own go.sum, into
+``<cache>/<module>@src-<digest of its sources>/bin/dra-driver``. Without a checkout the seed is
+skipped and `seed_status()` says why in the results.
 
-Usage: ``python3 -m tests.bench.peers [--force] [--check-seed]``
+Usage: ``python3 -m tests.bench.peers [--force] [--check-seed] [--seed-src PATH]``
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -49,7 +54,6 @@ def pinned_version(module: str) -> str:
 
 
 def cache_root() -> Path:
-    import os
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache/mock-accel/peers"))
 
 
@@ -94,7 +98,93 @@ def build(force: bool = False) -> dict[str, Path]:
     return out
 
 
-def seed_status() -> dict:
+SEED_ENV = "MOCK_ACCEL_SEED_SRC"
+SEED_BINARY = "dra-driver"
+SEED_PACKAGE = "./cmd/dra-driver"
+
+
+class SeedError(kubebins.BuildError):
+    """The seed's checkout is not usable (one line for the user)."""
+
+
+def seed_source(path: str | os.PathLike | None = None) -> Path | None:
+    """The seed's `dra-driver/` directory: `path`, else `$MOCK_ACCEL_SEED_SRC`; None when
+    neither is set; `SeedError` when it names no checkout of the seed's driver."""
+    given = path if path is not None else os.environ.get(SEED_ENV) or None
+    if given is None:
+        return None
+    root = Path(given).expanduser().resolve()
+    for cand in (root, root / "dra-driver"):
+        mod = cand / "go.mod"
+        if mod.is_file() and re.search(rf"^module\s+{re.escape(SEED_MODULE)}\s*$",
+                                       mod.read_text(), re.M):
+            return cand
+    raise SeedError(f"{given}: no go.mod of {SEED_MODULE} there or in its dra-driver/")
+
+
+def source_digest(src: Path) -> str:
+    """12 hex digits over go.mod, go.sum and every .go file of `src` (names and contents)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in src.rglob("*") if p.is_file() and (
+        p.suffix == ".go" or p.name in ("go.mod", "go.sum")))
+    for f in files:
+        h.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def seed_bin_path(src: Path) -> Path:
+    return cache_root() / f"{SEED_MODULE}@src-{source_digest(src)}" / "bin" / SEED_BINARY
+
+
+def build_seed(src: Path, force: bool = False) -> Path:
+    """Build the seed's driver from the checkout `src` (cached by its sources' digest)."""
+    path = seed_bin_path(src)
+    if path.exists() and not force:
+        print(f"==> seed {SEED_BINARY} ({src}): cached at {path}", flush=True)
+        return path
+    if not (src / "go.sum").is_file():
+        raise SeedError(f"{src}: no go.sum to pin the seed's dependencies")
+    print(f"==> building the seed's {SEED_BINARY} from {src} (dependencies: Go module proxy, "
+          "pinned by its go.sum)", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = kubebins.go_env()
+    env["GOFLAGS"] = "-mod=readonly"       # go.sum as it is: nothing added, nothing upgraded
+    t0 = time.monotonic()
+    tmp = path.with_name(path.name + ".tmp")
+    kubebins.run_go("seed-" + SEED_BINARY, [
+        kubebins.go_binary(), "build", "-v", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
+        "-o", str(tmp), SEED_PACKAGE], src, env,
+        kubebins.artifacts_root() / "bench" / "build" / f"seed-{SEED_BINARY}.log")
+    tmp.replace(path)
+    (path.parent / "build.json").write_text(json.dumps({
+        "module": SEED_MODULE, "source": str(src), "digest": source_digest(src),
+        "binary": SEED_BINARY, "package": SEED_PACKAGE,
+        "seconds": round(time.monotonic() - t0, 1)}, indent=2) + "\n")
+    print(f"    seed {SEED_BINARY} built in {kubebins.fmt_seconds(time.monotonic() - t0)}: "
+          f"{path}", flush=True)
+    return path
+
+
+def seed_status(src: str | os.PathLike | None = None, ask_proxy: bool = False) -> dict:
+    """The seed for the results: {'available', 'detail'} (+ 'binary', 'source', 'digest')."""
+    try:
+        where = seed_source(src)
+    except SeedError as err:
+        return {"available": False, "detail": str(err)}
+    if where is not None:
+        binary = seed_bin_path(where)
+        return {"available": binary.exists(), "binary": str(binary), "source": str(where),
+                "digest": source_digest(where), "detail": (
+                    f"{SEED_MODULE} built from the checkout {where} (sources "
+                    f"{source_digest(where)})" if binary.exists() else
+                    f"{SEED_MODULE}: {where} is not built yet (python3 -m tests.bench.peers)")}
+    detail = f"no checkout of {SEED_MODULE} (set {SEED_ENV}=/path/to/mock-device)"
+    if ask_proxy:
+        detail += "; " + proxy_status()["detail"]
+    return {"available": False, "detail": detail}
+
+
+def proxy_status() -> dict:
     """Ask the module proxy for the seed's driver; {'available': bool, 'detail': str}."""
     go = kubebins.go_binary()
     errors = []
@@ -136,16 +226,23 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     parser.add_argument("--check-seed", action="store_true",
-                        help="also ask the proxy for the seed's driver")
+                        help="without a seed checkout, also ask the proxy for the seed's driver")
+    parser.add_argument("--seed-src", metavar="PATH",
+                        help=f"checkout of the seed's repository (default: ${SEED_ENV})")
     args = parser.parse_args(argv)
     try:
+        src = seed_source(args.seed_src)        # a wrong path fails before any build
         for name, path in build(args.force).items():
             print(f"{name}: {path}")
+        if src is not None:
+            print(f"{SEED_BINARY} (seed): {build_seed(src, args.force)}")
+        else:
+            print(f"seed: skipped, no checkout of {SEED_MODULE} (set {SEED_ENV} or --seed-src)")
     except kubebins.BuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.check_seed:
-        print(json.dumps(seed_status(), indent=2))
+        print(json.dumps(seed_status(args.seed_src, ask_proxy=True), indent=2))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Keeps the benchmark scripts from rotting without running them for real: the statistics, the
-kernel benchmark's pipeline on the simulated node (quick mode, small wordlist), and the report
-that `make bench` commits. No cluster, no VM, no Go (those run under `make bench`)."""
+kernel benchmark's pipeline on the simulated node (quick mode, small wordlist), the seed's
+checkout handling, the prepare benchmark's ratios and the report that `make bench` commits. No
+cluster, no VM, no Go (those run under `make bench`)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.bench import bench_kernel, common, report
+from tests.bench import bench_kernel, bench_prepare, common, peers, report
 
 pytestmark = pytest.mark.bench
 
@@ -83,3 +84,63 @@ def test_event_benchmark_parts_on_the_simulated_node(tmp_path):
     assert [len(found[k]) for k in ("fault", "clear")] == [2, 2]
     cpu = bench_events.idle_cpu({"me": os.getpid()}, 0.2)
     assert cpu["together"] == cpu["me"] >= 0 and cpu["seconds"] >= 0.2
+def test_seed_checkout_found_digested_or_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(peers.SEED_ENV, raising=False)
+    monkeypatch.setenv(peers.CACHE_ENV, str(tmp_path / "cache"))
+    status = peers.seed_status()
+    assert not status["available"] and peers.SEED_ENV in status["detail"]
+    assert "\n" not in status["detail"]
+    # a wrong path: one line and exit 1, before anything is built
+    assert peers.main(["--seed-src", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no go.mod of github.com/fabiendupont/mock-device" in err
+    # a checkout: the repository or its dra-driver/, cached by the digest of its sources
+    src = tmp_path / "mock-device" / "dra-driver"
+    (src / "cmd").mkdir(parents=True)
+    (src / "go.mod").write_text(f"module {peers.SEED_MODULE}\n\ngo 1.24.0\n")
+    (src / "cmd" / "main.go").write_text("package main\n")
+    assert peers.seed_source(tmp_path / "mock-device") == src == peers.seed_source(src)
+    before = peers.source_digest(src)
+    (src / "cmd" / "main.go").write_text("package main\n\nfunc main() {}\n")
+    assert peers.source_digest(src) != before
+    monkeypatch.setenv(peers.SEED_ENV, str(tmp_path / "mock-device"))
+    status = peers.seed_status()
+    assert not status["available"] and "not built yet" in status["detail"]
+    assert status["binary"].startswith(str(tmp_path / "cache"))
+    with pytest.raises(peers.SeedError, match="no go.sum"):
+        peers.build_seed(src)
+
+
+def test_prepare_ratios_per_turn_and_their_report(tmp_path):
+    ms = 1e-3
+    turns = {"ours": [{"prepare": [2 * ms, 4 * ms]}, {"prepare": [3 * ms, 9 * ms]},
+                      {"prepare": [1 * ms, 2 * ms]}],
+             "ref": [{"prepare": [2 * ms, 4 * ms]}, {"prepare": [2 * ms, 4 * ms]},
+                     {"prepare": [2 * ms, 4 * ms]}]}
+    r = bench_prepare.turn_ratios(turns, "ours", "ref")
+    assert r["p50"]["per turn"] == pytest.approx([1.0, 2.0, 0.5])
+    assert r["p50"]["median"] == pytest.approx(1.0)
+    assert (r["p50"]["min"], r["p50"]["max"]) == pytest.approx((0.5, 2.0))
+    bursts = {"ours": {"prepare": [0.5, 0.6, 0.4]}, "ref": {"prepare": [0.5, 0.3, 0.8]}}
+    assert bench_prepare.burst_ratios(bursts, "ours", "ref")["median"] == pytest.approx(1.0)
+    row = {"prepare p50 ms": 2.5, "prepare p99 ms": 8.9, "unprepare p50 ms": 1,
+           "unprepare p99 ms": 2, "n": 6}
+    result = {"benchmark": "prepare", "machine": {"load_1m": 3.0}, "finished":
+              "2026-12-01T03:00:00Z", "claims_concurrent": 100, "turns": 3, "reference": "ref",
+              "single": [{"system": "ours", **row}, {"system": "ref", **row}],
+              "ratios": {"ref": r}, "concurrent_ratios": {"ref": bench_prepare.burst_ratios(
+                  bursts, "ours", "ref")}, "load_per_turn": [3.0, 2.5, 2.0],
+              "concurrent": [{"system": "ours", "prepare s (median)": 0.5,
+                              "unprepare s (median)": 0.2, "prepared claims/s": 200,
+                              "node agent peak RSS MiB": 50}],
+              "seed": {"available": True, "detail": "built from the checkout /x"},
+              "slices": {"minutes": 5.0, "writes (all slice writers, API counter)": 170,
+                         "seed (mock-device)": {"devices": 104, "slices": 104,
+                                                "stored writes": 0, "writes/min": 0.0,
+                                                "device added -> slice s": [12.5, 29.0]}}}
+    text = report.render({"prepare": result})
+    assert "| prepare p50 ≤ ref's (median ratio of 3 turns) | 1× [0.5–2] | yes |" in text
+    assert "| 100 concurrent claims ≤ ref's | 1× [0.5–2] | yes |" in text
+    assert "Seed system: built from the checkout /x; measured in: prepare." in text
+    assert "| seed (mock-device) | 104 | 104 | 0 | 12.5, 29.0 |" in text
+    assert "Load average (1 min) at each turn: 3.0, 2.5, 2.0." in text

@@ -22,12 +22,14 @@ DRIVER = DEFAULT_DRIVER
 class Agent:
     """`mock-accel node-agent` as a child process on a simulated node."""
 
-    def __init__(self, workdir: Path, node_name: str, kubeconfig: Path, sim: SimNode):
+    def __init__(self, workdir: Path, node_name: str, kubeconfig: Path, sim: SimNode,
+                 extra_args: tuple[str, ...] = ()):
         self.config = PluginConfig(driver=DRIVER, node_name=node_name,
                                    plugins_dir=str(workdir / "plugins"),
                                    registry_dir=str(workdir / "registry"),
                                    cdi_dir=str(workdir / "cdi"), sysfs_root=str(sim.root))
         self.kubeconfig, self.log = kubeconfig, workdir / "agent.log"
+        self.extra_args = list(extra_args)          # more `mock-accel node-agent` flags
         self.process: subprocess.Popen | None = None
 
     def start(self, crash_point: str | None = None) -> None:
@@ -39,7 +41,7 @@ class Agent:
                    "--sysfs-root", str(self.config.sysfs_root),
                    "--plugin-socket-dir", str(self.config.plugin_dir),
                    "--registry-dir", str(self.config.registry_dir),
-                   "--cdi-dir", str(self.config.cdi_dir)]
+                   "--cdi-dir", str(self.config.cdi_dir), *self.extra_args]
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         wait_until(self._serving_or_dead, 30, "the node agent to serve", interval=0.1,
