@@ -80,7 +80,7 @@ class PluginConfig:
     pod_uid: str | None = None
     health: bool = True
     dra_services: tuple[str, ...] = DRA_SERVICES      # advertised, in this order
-    health_interval: float = 0.5                      # seconds between sysfs health polls
+    health_interval: float = 10.0                     # s: full health reads (changes wake it sooner)
     socket_mode: int = 0o600
     max_workers: int = 64       # gRPC threads, each a call in flight (a health stream holds one)
 
