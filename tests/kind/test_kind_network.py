@@ -131,3 +131,23 @@ def test_a_pod_on_one_worker_reaches_a_pod_on_the_other(kind):
 
 def _status(c, pod: str) -> dict:
     return json.loads(kubectl(c, "get", "pod", pod, "-o", "json").stdout)["status"]
+
+
+def test_routes_follow_a_node_that_goes_and_comes_back(kind):
+    """The unit follows the nodes (a watch): a deleted Node's route goes from every other node,
+    and comes back, to its new podCIDR, once its kubelet registers it again. It runs last: the worker's
+    own bridge config keeps its old podCIDR (the unit writes it once, as kindnetd does)."""
+    gone = kind.device_nodes()[-1]
+    others = [n for n in kind.nodes() if n != gone]
+    old = _nodes(kind)[gone]
+    t0 = time.monotonic()
+    kubectl(kind, "delete", "node", gone)
+    wait_until(lambda: all(old["spec"]["podCIDR"] not in _routes(n) for n in others),
+               timeout=60, interval=1, what=f"the route to {gone} gone")
+    MEASURE["network_route_removed_seconds"] = round(time.monotonic() - t0, 1)
+    _run("docker", "exec", gone, "systemctl", "restart", "kubelet")
+    back = wait_until(lambda: _nodes(kind).get(gone, {}).get("spec", {}).get("podCIDR"),
+                      timeout=120, interval=1, what=f"{gone} registered again")
+    wait_until(lambda: all(_routes(n).get(back) == _ip(old) for n in others), timeout=60,
+               interval=1, what=f"the route to {gone} back")
+    MEASURE["network_route_back_seconds"] = round(time.monotonic() - t0, 1)
