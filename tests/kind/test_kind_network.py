@@ -135,8 +135,8 @@ def _status(c, pod: str) -> dict:
 
 def test_routes_follow_a_node_that_goes_and_comes_back(kind):
     """The unit follows the nodes (a watch): a deleted Node's route goes from every other node,
-    and comes back, to its new podCIDR, once its kubelet registers it again. It runs last: the worker's
-    own bridge config keeps its old podCIDR (the unit writes it once, as kindnetd does)."""
+    and comes back, to its new podCIDR, once its kubelet registers it again. It runs last: the
+    worker's own bridge config keeps its old podCIDR (the unit writes it once)."""
     gone = kind.device_nodes()[-1]
     others = [n for n in kind.nodes() if n != gone]
     old = _nodes(kind)[gone]
