@@ -109,12 +109,17 @@ def test_a_pod_on_one_worker_reaches_a_pod_on_the_other(kind):
     t0 = time.monotonic()
     server = "mkdir /www && echo from-$(hostname) > /www/index.html && httpd -f -vv -p 8080 -h /www"
     kubectl(kind, "apply", "-f", "-", input=json.dumps(_pod("server", b, server)))
-    ip = wait_until(lambda: _status(kind, "server").get("podIP"), timeout=180, interval=1,
-                    what="pod server's IP")
+    # the pod has its IP once its sandbox runs, before its container does: wait for Running,
+    # and the client retries while httpd is not listening yet (nc: connection refused)
+    ip = wait_until(lambda: _status(kind, "server").get("phase") == "Running"
+                    and _status(kind, "server").get("podIP"), timeout=180, interval=1,
+                    what="pod server Running with its IP")
     nodes = _nodes(kind)
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(nodes[b]["spec"]["podCIDR"])
-    kubectl(kind, "apply", "-f", "-", input=json.dumps(
-        _pod("client", a, f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {ip} 8080 | tail -n 1")))
+    fetch = (f"for i in $(seq 30); do out=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | "
+             f"nc -w 10 {ip} 8080 2>/tmp/nc.err | tail -n 1); [ -n \"$out\" ] && break; "
+             f"sleep 1; done; echo \"${{out:-$(cat /tmp/nc.err)}}\"")
+    kubectl(kind, "apply", "-f", "-", input=json.dumps(_pod("client", a, fetch)))
     phase = wait_until(lambda: _status(kind, "client").get("phase") in ("Succeeded", "Failed")
                        and _status(kind, "client")["phase"], timeout=180, interval=1,
                        what="pod client to finish")
