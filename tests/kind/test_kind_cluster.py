@@ -58,7 +58,7 @@ def test_node_is_ready_and_runs_a_pod(kind):
                                      if c["type"] == "Ready"] for n in nodes}
     assert ready == {node: ["True"] for node in kind.nodes()}
     assert nodes[0]["status"]["nodeInfo"]["kubeletVersion"] == nodeimage.k8s_version()
-    image = build_busybox(BUSYBOX)  # the project's one busybox builder (tools/images)
+    image = build_busybox(BUSYBOX, own_id=True)  # the project's one busybox builder (tools/images)
     _run(kind.kind, "load", "docker-image", image, "--name", kind.name)
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
            "spec": {"restartPolicy": "Never", "containers": [{

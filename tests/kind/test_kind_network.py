@@ -103,7 +103,7 @@ def _pod(name: str, node: str, script: str) -> dict:
 
 
 def test_a_pod_on_one_worker_reaches_a_pod_on_the_other(kind):
-    build_busybox(BUSYBOX)
+    build_busybox(BUSYBOX, own_id=True)
     _run(kind.kind, "load", "docker-image", BUSYBOX, "--name", kind.name)
     a, b = kind.device_nodes()
     t0 = time.monotonic()
