@@ -1,11 +1,12 @@
 """One kind cluster for the whole `make test-kind` session (tools/kind/cluster).
 
-The local registry is started (or reused: it is shared), the cluster is created from the offline
-node image with tests/e2e/kind/kind-config.yaml and its nodes pointed at the registry; after the
-last test the pod logs, events, kubelet and containerd journals and `measure.json` (the cluster's
-step times and what the tests add to `MEASURE`) land in artifacts/kind/, and the cluster is
-deleted, on failure too. The registry stays: other runs may be using it
-(`make kind-registry-down` removes it).
+The local registry is started (or reused: it is shared), the cluster (a control plane and two
+workers: the chart's DaemonSets run on the workers, the network test needs two) is created from
+the offline node image with tests/e2e/kind/kind-config.yaml and its nodes pointed at the
+registry; after the last test the pod logs, events, kubelet, containerd and mock-accel-cni
+journals and `measure.json` (the cluster's step times and what the tests add to `MEASURE`) land
+in artifacts/kind/, and the cluster is deleted, on failure too. The registry stays: other runs
+may be using it (`make kind-registry-down` removes it).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tools.locate import REPO
 
 NAME = os.environ.get("MOCK_ACCEL_KIND_CLUSTER") or "mock-accel-kindtest"
 ARTIFACTS = REPO / "artifacts" / "kind"
+WORKERS = 2
 MEASURE: dict[str, float] = {}
 
 
@@ -31,7 +33,7 @@ def kind(tmp_path_factory):
     assert answers(), f"no dockerd of ours answers on {HOST}: make dockerd-up"
     t0 = time.monotonic()
     MEASURE.update({f"registry_{k}": v for k, v in registry.up().items()})
-    c = kind_cluster.up(NAME, workers=0,
+    c = kind_cluster.up(NAME, workers=WORKERS,
                         kubeconfig=tmp_path_factory.mktemp("kind") / "kubeconfig")
     try:
         yield c

@@ -5,9 +5,11 @@ starts the local registry (tools/registry: busybox as `library/busybox:latest`, 
 image of `make images`), creates a kind cluster from the offline node image with
 tests/e2e/kind/kind-config.yaml and points its containerd at the registry. Then: a plain
 busybox pod (`image: busybox:latest`, pull policy Always) runs unchanged; `helm install` of
-the chart in simulation mode gets both DaemonSets Running and Ready, the real kubelet registers
-the plugin, slices are published; a pod with a ResourceClaim for one PF (tests/kind/pf-pod.yaml)
-prints the allocated device's uuid from its env and from sysfs. Pod, kubelet and containerd
+the chart in simulation mode gets both DaemonSets Running and Ready on each of the two workers
+(`Cluster.device_nodes()`: kind taints the control plane), each worker's real kubelet registers
+the plugin, each worker's slices are published; a pod with a ResourceClaim for one PF
+(tests/kind/pf-pod.yaml) lands on a worker and prints the allocated device's uuid (a device of
+that worker) from its env and from sysfs. Pod, kubelet and containerd
 logs and the times land in artifacts/kind/, on failure too; the cluster is deleted, on failure
 too.
 """
@@ -73,18 +75,22 @@ def test_busybox_latest_pulls_from_the_local_registry(kind):
 
 
 def _ready_pods(c) -> list[str] | None:
-    """The chart's pods when there are two (controller, node agent), all Running and Ready."""
+    """The chart's pods when there are two (controller, node agent) on each device node and
+    none elsewhere, all Running and Ready."""
     pods = _get(c, "pods", "-n", NS)["items"]
     ok = [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"
           and all(s["ready"] for s in p["status"].get("containerStatuses", [{"ready": False}]))]
-    return ok if len(pods) == 2 and len(ok) == 2 else None
+    where = sorted(p["spec"].get("nodeName", "") for p in pods)
+    want = sorted(2 * c.device_nodes())
+    return ok if where == want and len(ok) == len(want) else None
 
 
 def _slices(c) -> list[dict]:
-    """The device node's slices of our driver."""
-    node = c.device_nodes()[0]
-    return [s for s in _get(c, "resourceslices")["items"]
-            if s["spec"]["driver"] == DRIVER and s["spec"].get("nodeName") == node]
+    """Our driver's slices, once every device node has some (each node's devices are its own)."""
+    slices = [s for s in _get(c, "resourceslices")["items"] if s["spec"]["driver"] == DRIVER]
+    nodes = {s["spec"].get("nodeName") for s in slices}
+    assert nodes <= set(c.device_nodes()), f"slices of {nodes}: not only the device nodes"
+    return slices if nodes == set(c.device_nodes()) else []
 
 
 def _printed(c, name: str) -> str | None:
@@ -109,16 +115,19 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
                       what="the chart's pods Running and Ready")
     MEASURE["helm_install_to_ready_seconds"] = round(time.monotonic() - t0, 1)
     print(f"ready: {pods}")
-    # the real kubelet registered the plugin: its registration socket is where it watches
-    reg = _run("docker", "exec", kind.device_nodes()[0], "ls",
-               "/var/lib/kubelet/plugins_registry").stdout
-    assert [x for x in reg.split() if x.endswith("-reg.sock")], reg  # claims.py names it
+    # every device node's real kubelet registered the plugin: its registration socket is where
+    # it watches
+    for node in kind.device_nodes():
+        reg = _run("docker", "exec", node, "ls", "/var/lib/kubelet/plugins_registry").stdout
+        assert [x for x in reg.split() if x.endswith("-reg.sock")], (node, reg)  # claims.py
     # the kubelet answers a registration with NotifyRegistrationStatus(registered=True), which
     # the plugin logs (the kubelet itself says nothing about it at kind's verbosity)
-    agent = next(p for p in pods if "node-agent" in p)
-    registered = [x for x in kubectl(kind, "logs", "-n", NS, agent).stdout.splitlines()
-                  if "registered with the kubelet" in x]
-    assert registered, "the kubelet never confirmed the plugin's registration"
+    agents = [p for p in pods if "node-agent" in p]
+    assert len(agents) == len(kind.device_nodes())
+    for agent in agents:
+        registered = [x for x in kubectl(kind, "logs", "-n", NS, agent).stdout.splitlines()
+                      if "registered with the kubelet" in x]
+        assert registered, f"the kubelet never confirmed the registration of {agent}"
 
     t1 = time.monotonic()
     kubectl(kind, "apply", "-f", str(POD))
@@ -129,7 +138,11 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
     out = dict(line.split("=", 1) for line in logs.splitlines() if "=" in line)
     claim = _get(kind, "resourceclaim", "one-pf")
     [result] = claim["status"]["allocation"]["devices"]["results"]
+    # the pod ran on a worker (kind taints the control plane), with a device of that node
+    node = _get(kind, "pod", "pf-user")["spec"]["nodeName"]
+    assert node in kind.device_nodes() and not node.endswith("-control-plane"), node
     [device] = [d for s in _slices(kind) if s["spec"]["pool"]["name"] == result["pool"]
+                and s["spec"]["nodeName"] == node
                 for d in s["spec"]["devices"] if d["name"] == result["device"]]
     uuid = device["attributes"]["uuid"]["string"]
     assert device["attributes"]["deviceType"]["string"] == "pf"
@@ -138,5 +151,6 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
     assert out["MOCK_ACCEL_DEVICE"] == result["device"]
     (ARTIFACTS / "pf-user.txt").parent.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "pf-user.txt").write_text(
-        f"{json.dumps(out)}\nallocated {result['pool']}/{result['device']} uuid {uuid}\n"
+        f"{json.dumps(out)}\nallocated {result['pool']}/{result['device']} uuid {uuid} "
+        f"on {node}\n"
         + "\n".join(registered[-3:]) + "\n")

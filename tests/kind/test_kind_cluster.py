@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
 from mock_accel.wait import wait_until
 from tests.kind.conftest import MEASURE
 from tools.docker import HOST
+from tools.images.busybox import build_busybox
 from tools.kind import nodeimage
 
 pytestmark = [pytest.mark.kind, pytest.mark.skipif(
@@ -42,19 +41,6 @@ def _run(*cmd: str, timeout: float = 600, check: bool = True,
     return r
 
 
-def _busybox(tmp: Path) -> str:
-    """A busybox image from Debian's static busybox (nothing can be pulled here)."""
-    tar = tmp / "busybox.tar"
-    with tarfile.open(tar, "w") as t:
-        t.add("/bin/busybox", "bin/busybox")
-        for applet in ("sh", "echo", "cat", "grep", "sleep", "env", "ls"):
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            t.addfile(info)
-    _run("docker", "import", "--change", 'ENV PATH=/bin', str(tar), BUSYBOX)
-    return BUSYBOX
-
-
 def _memory_mib(container: str) -> float:
     out = _run("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container).stdout
     used = out.split("/")[0].strip()
@@ -66,13 +52,13 @@ def _kubectl(c, *args: str, **kw) -> subprocess.CompletedProcess:
     return _run(c.kubectl, "--kubeconfig", str(c.kubeconfig), *args, **kw)
 
 
-def test_node_is_ready_and_runs_a_pod(kind, tmp_path):
+def test_node_is_ready_and_runs_a_pod(kind):
     nodes = json.loads(_kubectl(kind, "get", "nodes", "-o", "json").stdout)["items"]
     ready = {n["metadata"]["name"]: [c["status"] for c in n["status"]["conditions"]
                                      if c["type"] == "Ready"] for n in nodes}
     assert ready == {node: ["True"] for node in kind.nodes()}
     assert nodes[0]["status"]["nodeInfo"]["kubeletVersion"] == nodeimage.k8s_version()
-    image = _busybox(tmp_path)
+    image = build_busybox(BUSYBOX, own_id=True)  # the project's one busybox builder (tools/images)
     _run(kind.kind, "load", "docker-image", image, "--name", kind.name)
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
            "spec": {"restartPolicy": "Never", "containers": [{

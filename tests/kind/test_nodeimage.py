@@ -65,16 +65,45 @@ def test_the_kind_built_is_the_kind_the_scripts_pin():
     assert gotools.TOOLS["kind"].version == lib_value("KIND_VERSION")
 
 
-def test_caches_of_other_keys_of_this_version_are_pruned(tmp_path, monkeypatch):
+def test_pruning_keeps_other_checkouts_recent_keys_and_the_tagged_one(tmp_path, monkeypatch):
+    """Two checkouts whose tools/kind differ build two keys in turn: neither prunes the
+    other's (it happened twice in one day, each rebuild ~2 min). Old or surplus keys go, but
+    never the one `mock-accel/kind-node:<version>` points at."""
     monkeypatch.setattr(nodeimage, "k8s_version", lambda: "v1.37.2")
     removed = []
     monkeypatch.setattr(nodeimage, "docker", lambda *a, **k: removed.append(a))
-    keep, stale, other = (tmp_path / n for n in ("v1.37.2-aaa", "v1.37.2-bbb", "v1.36.0-ccc"))
-    for d in (keep, stale, other):
-        (d / "images").mkdir(parents=True)
-    assert nodeimage.prune(keep) == [stale]
-    assert keep.is_dir() and other.is_dir() and not stale.exists()
-    assert removed == [("rmi", "mock-accel/kind-node-base:bbb", "mock-accel/kind-node:v1.37.2-bbb")]
+    ids = {nodeimage.image_name(): "sha256:t", nodeimage.keyed_image("old2"): "sha256:t",
+           nodeimage.keyed_image("new1"): "sha256:n"}
+    monkeypatch.setattr(nodeimage, "image_id", ids.get)
+    now, day = 1_000_000_000.0, 86400
+    used = {"mine": now, "new1": now - 60, "new2": now - day, "new3": now - 2 * day,
+            "old1": now - 4 * day, "old2": now - 5 * day}
+    for key, t in used.items():
+        (tmp_path / f"v1.37.2-{key}" / "images").mkdir(parents=True)
+        (tmp_path / f"v1.37.2-{key}" / "used").touch()
+        os.utime(tmp_path / f"v1.37.2-{key}" / "used", (t, t))
+    (tmp_path / "v1.36.0-other" / "images").mkdir(parents=True)
+    gone = nodeimage.prune(tmp_path / "v1.37.2-mine", now=now)
+    # new1, new2: the two most recently used others; old2: the tagged one (however old)
+    assert sorted(d.name for d in gone) == ["v1.37.2-new3", "v1.37.2-old1"]
+    assert sorted(d.name for d in tmp_path.iterdir()) == [
+        "v1.36.0-other", "v1.37.2-mine", "v1.37.2-new1", "v1.37.2-new2", "v1.37.2-old2"]
+    assert sorted(removed) == [("rmi", f"mock-accel/kind-node-base:{k}", nodeimage.keyed_image(k))
+                               for k in ("new3", "old1")]
+    # the other checkout's next build (key new1) keeps this one's, just used
+    assert "v1.37.2-mine" not in [d.name for d in nodeimage.prune(tmp_path / "v1.37.2-new1",
+                                                                  now=now + 60)]
+    assert (tmp_path / "v1.37.2-mine").is_dir()
+
+
+def test_a_cache_without_a_used_file_is_as_old_as_its_folder(tmp_path):
+    d = tmp_path / "v1.37.2-abc"
+    d.mkdir()
+    os.utime(d, (1000.0, 1000.0))
+    assert nodeimage.last_used(d) == 1000.0
+    (d / "used").touch()
+    assert nodeimage.last_used(d) > 1000.0
+    assert nodeimage.last_used(tmp_path / "gone") == 0.0
 
 
 def test_a_long_command_shows_progress_and_its_failure_its_log(tmp_path, capsys):

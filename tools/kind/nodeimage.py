@@ -494,14 +494,36 @@ def _run_step(i: int, step: str, work: Path, fn, *args) -> dict:
     return result
 
 
-def prune(keep: Path) -> list[Path]:
-    """Remove the caches (and node base images) of this version's other keys: an image built
-    from other inputs is never reused, and each holds a gigabyte of image archives."""
+KEEP_OTHERS = 2  # other keys' caches kept: the most recently used ones ...
+KEEP_DAYS = 3.0  # ... while used in the last days
+
+
+def last_used(d: Path) -> float:
+    """When a build last used the cache `d` (its `used` file; the folder's mtime before)."""
+    for p in (d / "used", d):
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            pass
+    return 0.0
+
+
+def prune(keep: Path, now: float | None = None) -> list[Path]:
+    """Remove the caches (and images) of this version's other keys, bounded but safe for other
+    checkouts (whose tools/kind may differ, so whose key does): a key survives while a build
+    used it in the last KEEP_DAYS days and it is one of the KEEP_OTHERS most recently used;
+    the key the plain `image_name()` tag points at always survives. Each holds about a
+    gigabyte of image archives and two images."""
+    now = time.time() if now is None else now
+    tagged = image_id(image_name())
+    others = sorted((d for d in keep.parent.glob(f"{k8s_version()}-*")
+                     if d != keep and d.is_dir()), key=last_used, reverse=True)
     gone = []
-    for d in sorted(keep.parent.glob(f"{k8s_version()}-*")):
-        if d == keep or not d.is_dir():
-            continue
+    for rank, d in enumerate(others):
         key = d.name.rsplit("-", 1)[1]
+        if ((rank < KEEP_OTHERS and now - last_used(d) < KEEP_DAYS * 86400)
+                or (tagged is not None and image_id(keyed_image(key)) == tagged)):
+            continue
         docker("rmi", f"mock-accel/kind-node-base:{key}", keyed_image(key), check=False)
         shutil.rmtree(d, ignore_errors=True)
         gone.append(d)
@@ -517,6 +539,7 @@ def build(force: bool = False) -> str:
     if force:
         shutil.rmtree(work / "stamps", ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
+    (work / "used").touch()  # what prune() of any checkout keeps
     print(f"kind node image {image_name()} (cache {work})", flush=True)
     t0 = time.monotonic()
     bins = _run_step(1, STEPS[0], work, step_kube_bins)

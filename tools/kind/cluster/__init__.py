@@ -6,8 +6,8 @@
 node to be Ready (a progress line per change), points the nodes' containerd at the local
 registry (tools/registry `configure_nodes`) and waits for the default ServiceAccount (pods are
 refused until it exists). A failed `up` deletes the cluster. `logs` collects pod logs, events,
-every node's kubelet and containerd journals and `measure.json` into a directory and never
-raises; `down` deletes the cluster.
+every node's kubelet, containerd and mock-accel-cni journals and `measure.json` into a
+directory and never raises; `down` deletes the cluster.
 
     python -m tools.kind.cluster up [--name N] [--workers N] [--kubeconfig PATH]
     python -m tools.kind.cluster logs [--name N] [--kubeconfig PATH] --out DIR
@@ -42,6 +42,8 @@ CONFIG = REPO / "tests" / "e2e" / "kind" / "kind-config.yaml"
 DEFAULT_NAME = "mock-accel-e2e"
 CREATE_TIMEOUT = 900.0
 READY_TIMEOUT = 300.0
+# the journals `collect` saves; mock-accel-cni is the offline image's CNI (tools/kind/README.md)
+UNITS = ("kubelet", "containerd", "mock-accel-cni")
 
 
 class ClusterError(RuntimeError):
@@ -188,7 +190,7 @@ def _save(c: Cluster, path: Path, cmd: list[str]) -> None:
 
 
 def collect(c: Cluster, out: Path, measure: dict | None = None) -> Path:
-    """Pod logs, events, every node's kubelet and containerd journals and `measure.json`
+    """Pod logs, events, every node's `UNITS` journals and `measure.json`
     (the cluster's times and `measure`) into `out`; never raises."""
     out.mkdir(parents=True, exist_ok=True)
     k = [c.kubectl, "--kubeconfig", str(c.kubeconfig)]
@@ -204,7 +206,7 @@ def collect(c: Cluster, out: Path, measure: dict | None = None) -> Path:
         _save(c, out / f"pod-{ns}-{name}.log",
               [*k, "logs", "-n", ns, name, "--all-containers", "--prefix"])
     for node in c.nodes():
-        for unit in ("kubelet", "containerd"):
+        for unit in UNITS:
             _save(c, out / f"{unit}-{node}.log",
                   ["docker", "exec", node, "journalctl", "-u", unit, "--no-pager"])
     (out / "measure.json").write_text(
