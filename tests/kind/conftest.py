@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -25,6 +26,13 @@ NAME = os.environ.get("MOCK_ACCEL_KIND_CLUSTER") or "mock-accel-kindtest"
 ARTIFACTS = REPO / "artifacts" / "kind"
 WORKERS = 2
 MEASURE: dict[str, float] = {}
+
+
+def run(*cmd: str, timeout: float = 600, check: bool = True,
+        **kw) -> subprocess.CompletedProcess:
+    """The kind tests' one way to run a command against our dockerd (`docker exec` into the
+    nodes, `kind load`): a failure raises with its output."""
+    return kind_cluster.Cluster().run(*cmd, timeout=timeout, check=check, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
 from mock_accel.wait import wait_until
-from tests.kind.conftest import ARTIFACTS, MEASURE
-from tools.docker import HOST
+from tests.kind.conftest import ARTIFACTS, MEASURE, run
 from tools.locate import REPO
 
 pytestmark = [pytest.mark.kind, pytest.mark.skipif(
@@ -35,25 +33,12 @@ NS = "mock-device"  # the chart's namespace.name
 DRIVER = "mock-accel.example.com"
 
 
-def _run(*cmd: str, timeout: float = 600, check: bool = True,
-         **kw) -> subprocess.CompletedProcess:
-    r = subprocess.run(list(cmd), env={**os.environ, "DOCKER_HOST": HOST}, capture_output=True,
-                       text=True, timeout=timeout, **kw)
-    assert not check or r.returncode == 0, (
-        f"{' '.join(cmd)}: {r.stdout[-3000:]}{r.stderr[-3000:]}")
-    return r
-
-
-def kubectl(c, *args: str, **kw) -> subprocess.CompletedProcess:
-    return _run(c.kubectl, "--kubeconfig", str(c.kubeconfig), *args, **kw)
-
-
 def _get(c, *args: str) -> dict:
-    return json.loads(kubectl(c, "get", *args, "-o", "json").stdout)
+    return json.loads(c.kubectl_run("get", *args, "-o", "json").stdout)
 
 
 def _finished(c, name: str) -> str | None:
-    phase = kubectl(c, "get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
+    phase = c.kubectl_run("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
     return phase if phase in ("Succeeded", "Failed") else None
 
 
@@ -64,11 +49,11 @@ def test_busybox_latest_pulls_from_the_local_registry(kind):
                "name": "hello", "image": "busybox:latest", "imagePullPolicy": "Always",
                "command": ["sh", "-c", "echo hello from busybox $(busybox | head -n 1)"]}]}}
     t0 = time.monotonic()
-    kubectl(kind, "apply", "-f", "-", input=json.dumps(pod))
+    kind.kubectl_run("apply", "-f", "-", input=json.dumps(pod))
     assert wait_until(lambda: _finished(kind, "plain-busybox"), timeout=180, interval=2,
                       what="pod plain-busybox to finish") == "Succeeded"
     MEASURE["busybox_pod_seconds"] = round(time.monotonic() - t0, 1)
-    assert kubectl(kind, "logs", "plain-busybox").stdout.startswith("hello from busybox BusyBox")
+    assert kind.kubectl_run("logs", "plain-busybox").stdout.startswith("hello from busybox BusyBox")
     status = _get(kind, "pod", "plain-busybox")["status"]["containerStatuses"][0]
     assert status["image"] == "docker.io/library/busybox:latest"
     assert status["imageID"].startswith("docker.io/library/busybox@sha256:")
@@ -95,9 +80,9 @@ def _slices(c) -> list[dict]:
 
 def _printed(c, name: str) -> str | None:
     """The pod's log once it printed its last line; a pod that ended first is a failure."""
-    phase = kubectl(c, "get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
-    assert phase in ("Pending", "Running"), kubectl(c, "describe", "pod", name).stdout[-3000:]
-    logs = kubectl(c, "logs", name, check=False).stdout if phase == "Running" else ""
+    phase = c.kubectl_run("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
+    assert phase in ("Pending", "Running"), c.kubectl_run("describe", "pod", name).stdout[-3000:]
+    logs = c.kubectl_run("logs", name, check=False).stdout if phase == "Running" else ""
     return logs if "SYSFS_UUID=" in logs else None
 
 
@@ -105,7 +90,7 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
     """helm install → pods Ready, plugin registered with the real kubelet, slices published;
     then the plain manifest's pod prints its device's uuid from env and from sysfs."""
     t0 = time.monotonic()
-    _run(kind.helm, "install", "mock-device", str(REPO / "chart"), "--kubeconfig",
+    run(kind.helm, "install", "mock-device", str(REPO / "chart"), "--kubeconfig",
          str(kind.kubeconfig), "--set", "simulation.enabled=true", timeout=300)
     assert wait_until(lambda: _slices(kind) or None, timeout=300, interval=2,
                       what="ResourceSlices of the node")
@@ -118,19 +103,19 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
     # every device node's real kubelet registered the plugin: its registration socket is where
     # it watches
     for node in kind.device_nodes():
-        reg = _run("docker", "exec", node, "ls", "/var/lib/kubelet/plugins_registry").stdout
+        reg = run("docker", "exec", node, "ls", "/var/lib/kubelet/plugins_registry").stdout
         assert [x for x in reg.split() if x.endswith("-reg.sock")], (node, reg)  # claims.py
     # the kubelet answers a registration with NotifyRegistrationStatus(registered=True), which
     # the plugin logs (the kubelet itself says nothing about it at kind's verbosity)
     agents = [p for p in pods if "node-agent" in p]
     assert len(agents) == len(kind.device_nodes())
     for agent in agents:
-        registered = [x for x in kubectl(kind, "logs", "-n", NS, agent).stdout.splitlines()
+        registered = [x for x in kind.kubectl_run("logs", "-n", NS, agent).stdout.splitlines()
                       if "registered with the kubelet" in x]
         assert registered, f"the kubelet never confirmed the registration of {agent}"
 
     t1 = time.monotonic()
-    kubectl(kind, "apply", "-f", str(POD))
+    kind.kubectl_run("apply", "-f", str(POD))
     # the pod keeps running (sleep) so that its claim stays allocated while we read it
     logs = wait_until(lambda: _printed(kind, "pf-user"), timeout=180, interval=2,
                       what="pod pf-user to print its device")

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
 from mock_accel.wait import wait_until
-from tests.kind.conftest import MEASURE
-from tools.docker import HOST
+from tests.kind.conftest import MEASURE, run
 from tools.images.busybox import build_busybox
 from tools.kind import nodeimage
 
@@ -28,38 +26,21 @@ pytestmark = [pytest.mark.kind, pytest.mark.skipif(
 BUSYBOX = "mock-accel/busybox:kind-test"
 
 
-def _env() -> dict:
-    return {**os.environ, "DOCKER_HOST": HOST}
-
-
-def _run(*cmd: str, timeout: float = 600, check: bool = True,
-         **kw) -> subprocess.CompletedProcess:
-    r = subprocess.run(list(cmd), env=_env(), capture_output=True, text=True, timeout=timeout,
-                       **kw)
-    assert not check or r.returncode == 0, (
-        f"{' '.join(cmd)}: {r.stdout[-3000:]}{r.stderr[-3000:]}")
-    return r
-
-
 def _memory_mib(container: str) -> float:
-    out = _run("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container).stdout
+    out = run("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container).stdout
     used = out.split("/")[0].strip()
     scale = {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}
     return round(float(used[:-3]) * scale[used[-3:]], 1)
 
 
-def _kubectl(c, *args: str, **kw) -> subprocess.CompletedProcess:
-    return _run(c.kubectl, "--kubeconfig", str(c.kubeconfig), *args, **kw)
-
-
 def test_node_is_ready_and_runs_a_pod(kind):
-    nodes = json.loads(_kubectl(kind, "get", "nodes", "-o", "json").stdout)["items"]
+    nodes = json.loads(kind.kubectl_run("get", "nodes", "-o", "json").stdout)["items"]
     ready = {n["metadata"]["name"]: [c["status"] for c in n["status"]["conditions"]
                                      if c["type"] == "Ready"] for n in nodes}
     assert ready == {node: ["True"] for node in kind.nodes()}
     assert nodes[0]["status"]["nodeInfo"]["kubeletVersion"] == nodeimage.k8s_version()
     image = build_busybox(BUSYBOX, own_id=True)  # the project's one busybox builder (tools/images)
-    _run(kind.kind, "load", "docker-image", image, "--name", kind.name)
+    run(kind.kind, "load", "docker-image", image, "--name", kind.name)
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
            "spec": {"restartPolicy": "Never", "containers": [{
                "name": "hello", "image": image, "imagePullPolicy": "Never",
@@ -67,16 +48,16 @@ def test_node_is_ready_and_runs_a_pod(kind):
     t0 = time.monotonic()
     # kind waits for the node, not for the controller-manager's first work: a pod is refused
     # until the namespace's default service account exists
-    wait_until(lambda: _kubectl(kind, "get", "serviceaccount", "default", check=False)
+    wait_until(lambda: kind.kubectl_run("get", "serviceaccount", "default", check=False)
                .returncode == 0, timeout=120, interval=1, what="serviceaccount default")
-    _kubectl(kind, "apply", "-f", "-", input=json.dumps(pod))
+    kind.kubectl_run("apply", "-f", "-", input=json.dumps(pod))
 
     def phase():
-        out = _kubectl(kind, "get", "pod", "hello", "-o", "jsonpath={.status.phase}").stdout
+        out = kind.kubectl_run("get", "pod", "hello", "-o", "jsonpath={.status.phase}").stdout
         return out if out in ("Succeeded", "Failed") else None
 
     assert wait_until(phase, timeout=180, interval=2, what="pod hello to finish") == "Succeeded"
-    assert _kubectl(kind, "logs", "hello").stdout.strip() == "hello from hello"
+    assert kind.kubectl_run("logs", "hello").stdout.strip() == "hello from hello"
     MEASURE.update({"pod_seconds": round(time.monotonic() - t0, 1),
                     "node_memory_mib": _memory_mib(kind.nodes()[0])})
     print(MEASURE)

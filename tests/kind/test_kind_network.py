@@ -17,15 +17,13 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import time
 from datetime import datetime
 
 import pytest
 
 from mock_accel.wait import wait_until
-from tests.kind.conftest import MEASURE
-from tools.docker import HOST
+from tests.kind.conftest import MEASURE, run
 from tools.images.busybox import build_busybox
 
 pytestmark = [pytest.mark.kind, pytest.mark.skipif(
@@ -35,21 +33,8 @@ CONFLIST = "/etc/cni/net.d/10-mock-accel-bridge.conflist"
 BUSYBOX = "mock-accel/busybox:kind-network"
 
 
-def _run(*cmd: str, timeout: float = 600, check: bool = True,
-         **kw) -> subprocess.CompletedProcess:
-    r = subprocess.run(list(cmd), env={**os.environ, "DOCKER_HOST": HOST}, capture_output=True,
-                       text=True, timeout=timeout, **kw)
-    assert not check or r.returncode == 0, (
-        f"{' '.join(cmd)}: {r.stdout[-3000:]}{r.stderr[-3000:]}")
-    return r
-
-
-def kubectl(c, *args: str, **kw) -> subprocess.CompletedProcess:
-    return _run(c.kubectl, "--kubeconfig", str(c.kubeconfig), *args, **kw)
-
-
 def _nodes(c) -> dict[str, dict]:
-    items = json.loads(kubectl(c, "get", "nodes", "-o", "json").stdout)["items"]
+    items = json.loads(c.kubectl_run("get", "nodes", "-o", "json").stdout)["items"]
     return {n["metadata"]["name"]: n for n in items}
 
 
@@ -78,12 +63,12 @@ def test_every_node_is_ready_on_its_own_subnet_with_routes_to_the_others(kind):
     wait_until(lambda: all(_routes(n) == {str(cidrs[o]): _ip(nodes[o]) for o in nodes if o != n}
                            for n in nodes), timeout=60, interval=2, what="routes on every node")
     for name, node in nodes.items():
-        conf = json.loads(_run("docker", "exec", name, "cat", CONFLIST).stdout)
+        conf = json.loads(run("docker", "exec", name, "cat", CONFLIST).stdout)
         bridge = conf["plugins"][0]
         assert bridge["type"] == "bridge" and not bridge["ipMasq"]
         assert bridge["ipam"]["ranges"] == [[{"subnet": str(cidrs[name])}]]
         # the kubelet kept the node NotReady until the unit wrote the config
-        written = int(_run("docker", "exec", name, "stat", "-c", "%Y", CONFLIST).stdout)
+        written = int(run("docker", "exec", name, "stat", "-c", "%Y", CONFLIST).stdout)
         ready = datetime.fromisoformat(_ready(node)["lastTransitionTime"].replace("Z", "+00:00"))
         assert ready.timestamp() >= written, (name, ready, written)
     MEASURE["network_all_ready_seconds"] = round(time.monotonic() - t0, 1)
@@ -91,7 +76,7 @@ def test_every_node_is_ready_on_its_own_subnet_with_routes_to_the_others(kind):
 
 def _routes(node: str) -> dict[str, str]:
     """The routes the unit owns on `node` (protocol 77): destination -> gateway."""
-    out = _run("docker", "exec", node, "ip", "-4", "route", "show", "proto", "77").stdout
+    out = run("docker", "exec", node, "ip", "-4", "route", "show", "proto", "77").stdout
     return {f[0]: f[f.index("via") + 1] for f in (x.split() for x in out.splitlines())}
 
 
@@ -104,11 +89,11 @@ def _pod(name: str, node: str, script: str) -> dict:
 
 def test_a_pod_on_one_worker_reaches_a_pod_on_the_other(kind):
     build_busybox(BUSYBOX, own_id=True)
-    _run(kind.kind, "load", "docker-image", BUSYBOX, "--name", kind.name)
+    run(kind.kind, "load", "docker-image", BUSYBOX, "--name", kind.name)
     a, b = kind.device_nodes()
     t0 = time.monotonic()
     server = "mkdir /www && echo from-$(hostname) > /www/index.html && httpd -f -vv -p 8080 -h /www"
-    kubectl(kind, "apply", "-f", "-", input=json.dumps(_pod("server", b, server)))
+    kind.kubectl_run("apply", "-f", "-", input=json.dumps(_pod("server", b, server)))
     # the pod has its IP once its sandbox runs, before its container does: wait for Running,
     # and the client retries while httpd is not listening yet (nc: connection refused)
     ip = wait_until(lambda: _status(kind, "server").get("phase") == "Running"
@@ -120,23 +105,23 @@ def test_a_pod_on_one_worker_reaches_a_pod_on_the_other(kind):
     fetch = (f"for i in $(seq 30); do out=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | "
              f"nc -w 10 {ip} 8080 2>&1 | tail -n 1); case $out in from-*) break;; esac; "
              f"sleep 1; done; echo \"$out\"")
-    kubectl(kind, "apply", "-f", "-", input=json.dumps(_pod("client", a, fetch)))
+    kind.kubectl_run("apply", "-f", "-", input=json.dumps(_pod("client", a, fetch)))
     phase = wait_until(lambda: _status(kind, "client").get("phase") in ("Succeeded", "Failed")
                        and _status(kind, "client")["phase"], timeout=180, interval=1,
                        what="pod client to finish")
-    logs = kubectl(kind, "logs", "client").stdout.strip()
+    logs = kind.kubectl_run("logs", "client").stdout.strip()
     assert phase == "Succeeded", logs
     assert logs == "from-server"
     client_ip = _status(kind, "client")["podIP"]
     assert ipaddress.ip_address(client_ip) in ipaddress.ip_network(nodes[a]["spec"]["podCIDR"])
     # the server saw the client pod's own address: no masquerade between the nodes' pods
-    logs = kubectl(kind, "logs", "server").stdout  # `[::ffff:a.b.c.d]:port: url:/`
+    logs = kind.kubectl_run("logs", "server").stdout  # `[::ffff:a.b.c.d]:port: url:/`
     assert set(re.findall(r"^\[?(?:::ffff:)?([\d.]+)\]?:\d+:", logs, re.M)) == {client_ip}, logs
     MEASURE["network_pods_seconds"] = round(time.monotonic() - t0, 1)
 
 
 def _status(c, pod: str) -> dict:
-    return json.loads(kubectl(c, "get", "pod", pod, "-o", "json").stdout)["status"]
+    return json.loads(c.kubectl_run("get", "pod", pod, "-o", "json").stdout)["status"]
 
 
 def test_routes_follow_a_node_that_goes_and_comes_back(kind):
@@ -147,11 +132,11 @@ def test_routes_follow_a_node_that_goes_and_comes_back(kind):
     others = [n for n in kind.nodes() if n != gone]
     old = _nodes(kind)[gone]
     t0 = time.monotonic()
-    kubectl(kind, "delete", "node", gone)
+    kind.kubectl_run("delete", "node", gone)
     wait_until(lambda: all(old["spec"]["podCIDR"] not in _routes(n) for n in others),
                timeout=60, interval=1, what=f"the route to {gone} gone")
     MEASURE["network_route_removed_seconds"] = round(time.monotonic() - t0, 1)
-    _run("docker", "exec", gone, "systemctl", "restart", "kubelet")
+    run("docker", "exec", gone, "systemctl", "restart", "kubelet")
     back = wait_until(lambda: _nodes(kind).get(gone, {}).get("spec", {}).get("podCIDR"),
                       timeout=120, interval=1, what=f"{gone} registered again")
     wait_until(lambda: all(_routes(n).get(back) == _ip(old) for n in others), timeout=60,
