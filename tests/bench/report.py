@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.bench import common, peers
 
-NAMES = ("slices", "prepare", "profile", "scale", "kernel")
+NAMES = ("slices", "events", "prepare", "profile", "scale", "kernel")
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -75,6 +75,23 @@ def section_slices(r: dict) -> list[str]:
     out.append(md_table(["process start → 16 devices published", "s", "peak RSS MiB"],
                         [[k, v, r["peak_rss_kib"][k] / 1024] for k, v in start.items()]))
     return out + [""]
+
+
+def section_events(r: dict) -> list[str]:
+    """bench_events: change → slice latency and idle CPU, per run and the medians."""
+    g, m = r["goals"], r["medians"]
+    out = ["## Events, not polling: change → slice and idle CPU", ""]
+    out.append(md_table(
+        ["run", "p50 ms", "p99 ms", "idle CPU % (controller + node agent)", "load before"],
+        [[i + 1, x["latency"]["all"]["p50"] * 1000, x["latency"]["all"]["p99"] * 1000,
+          x["cpu"]["together"], x["cpu"]["load before"]] for i, x in enumerate(r["runs"])]))
+    out += ["", f"Medians over {len(r['runs'])} runs: p50 {fmt(m['p50 ms'])} ms, p99 "
+            f"{fmt(m['p99 ms'])} ms (goals {fmt(g['p50_s'] * 1000)} / {fmt(g['p99_s'] * 1000)} "
+            f"ms); idle CPU {fmt(m['together %'])} % of one core (controller "
+            f"{fmt(m['controller %'])} %, node agent {fmt(m['node agent %'])} %; goal "
+            f"≤ {fmt(g['cpu_percent'])} %). One simulated node; the module announces the same "
+            "changes through sysfs_notify (kmod/ABI.md).", ""]
+    return out
 
 
 def _spread(r: dict | None) -> str:
@@ -200,6 +217,14 @@ def goals(results: dict[str, dict]) -> list[list]:
                 else:
                     rows.append([f"1 ResourceSlice per node ({x['devices']} devices, "
                                  f"{x['mode']})", str(x["slices"]), x["slices"] == 1])
+    if "events" in results:
+        g, m = results["events"]["goals"], results["events"]["medians"]
+        for q in ("p50", "p99"):
+            rows.append([f"device change → slice updated, {q} ≤ {fmt(g[q + '_s'] * 1000)} ms "
+                         "(median of runs)", f"{fmt(m[q + ' ms'])} ms",
+                         m[q + " ms"] <= g[q + "_s"] * 1000])
+        rows.append([f"idle controller + node agent ≤ {fmt(g['cpu_percent'])} % of one core",
+                     f"{fmt(m['together %'])} %", m["together %"] <= g["cpu_percent"]])
     if "prepare" in results:
         r = results["prepare"]
         ours = r["single"][0]
@@ -238,8 +263,8 @@ def goals(results: dict[str, dict]) -> list[list]:
     return rows
 
 
-SECTIONS = {"slices": section_slices, "prepare": section_prepare, "profile": section_profile,
-            "scale": section_scale, "kernel": section_kernel}
+SECTIONS = {"slices": section_slices, "events": section_events, "prepare": section_prepare,
+            "profile": section_profile, "scale": section_scale, "kernel": section_kernel}
 
 
 def commits(results: dict[str, dict]) -> str:

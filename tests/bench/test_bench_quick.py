@@ -144,3 +144,19 @@ def test_prepare_ratios_per_turn_and_their_report(tmp_path):
     assert "Seed system: built from the checkout /x; measured in: prepare." in text
     assert "| seed (mock-device) | 104 | 104 | 0 | 12.5, 29.0 |" in text
     assert "Load average (1 min) at each turn: 3.0, 2.5, 2.0." in text
+
+
+def test_event_figures_reach_the_report_with_their_goals():
+    def run(p50, p99, cpu):
+        return {"latency": {"all": {"p50": p50, "p99": p99}},
+                "cpu": {"together": cpu, "load before": 2.0}}
+    result = {"benchmark": "events", "machine": {"load_1m": 2.0}, "finished":
+              "2026-12-01T03:00:00Z", "runs": [run(0.02, 0.04, 0.4), run(0.03, 0.3, 0.5)],
+              "medians": {"p50 ms": 25.0, "p99 ms": 250.0, "controller %": 0.1,
+                          "node agent %": 0.3, "together %": 0.45},
+              "goals": {"p50_s": 0.05, "p99_s": 0.2, "cpu_percent": 1.0}}
+    text = report.render({"events": result})
+    assert "| device change → slice updated, p50 ≤ 50 ms (median of runs) | 25 ms | yes |" in text
+    assert "| device change → slice updated, p99 ≤ 200 ms (median of runs) | 250 ms | no |" in text
+    assert "| idle controller + node agent ≤ 1 % of one core | 0.45 % | yes |" in text
+    assert "## Events, not polling" in text and "| 2 | 30 | 300 | 0.5 | 2 |" in text
