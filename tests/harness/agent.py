@@ -13,6 +13,7 @@ from pathlib import Path
 from mock_accel.abi import DEFAULT_DRIVER
 from mock_accel.claims import CRASH_POINT_ENV, PluginConfig
 from mock_accel.demo import prepare_over_grpc
+from mock_accel.kubelet import KubeletEmulator, RegisteredPlugin
 from mock_accel.sim import SimNode
 from mock_accel.wait import wait_until
 
@@ -54,12 +55,17 @@ class Agent:
 
     def serving(self) -> bool:
         """The DRA socket accepts connections (a killed agent's stale socket does not)."""
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(self.config.dra_socket))
-            except OSError:
-                return False
-        return True
+        return _accepts(self.config.dra_socket)
+
+    def register(self, kubelet: KubeletEmulator | None = None
+                 ) -> tuple[KubeletEmulator, RegisteredPlugin]:
+        """The kubelet's handshake once the agent serves its registration socket: a killed
+        agent leaves its socket file behind until the new one replaces it (the kubelet reacts
+        to the new file; the emulator waits for a socket that accepts)."""
+        kubelet = kubelet or KubeletEmulator(self.config.registry_dir)
+        path = self.config.registration_socket
+        wait_until(lambda: _accepts(path), 30, f"{path} to accept a connection", interval=0.02)
+        return kubelet, kubelet.register(path)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -77,6 +83,15 @@ class Agent:
     def checkpoint(self) -> dict:
         path = self.config.checkpoint_path
         return json.loads(path.read_text())["claims"] if path.exists() else {}
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def allocated(sim: SimNode) -> list[str]:

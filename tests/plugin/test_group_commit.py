@@ -101,7 +101,7 @@ def test_concurrent_prepares_share_writes_and_survive_kills(cluster, api, namesp
         claims = allocate(api, namespace, node, [d.name for d in sim.discover()])
         refs = [ref for ref, _ in claims.values()]
         agent.start()
-        plugin = kubelet.register(kubelet.wait_for_socket(timeout=30))
+        _, plugin = agent.register(kubelet)
         assert at_once(plugin, "prepare", refs) == {uid: "" for uid in claims}
         writes = checkpoint_writes(port)
         print(f"{CLAIMS} concurrent prepares: {writes:g} checkpoint writes")
@@ -117,7 +117,7 @@ def test_concurrent_prepares_share_writes_and_survive_kills(cluster, api, namesp
             answers = at_once(plugin, "prepare", refs)
             timer.join()
             agent.start()
-            plugin = kubelet.register(kubelet.wait_for_socket(timeout=30))
+            _, plugin = agent.register(kubelet)
             checkpoint = consistent(agent, sim, claims)
             answered = {uid for uid, error in answers.items() if error == ""}
             print(f"kill {kill + 1}: {len(answered)} answered prepared, "

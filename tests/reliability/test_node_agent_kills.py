@@ -18,7 +18,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import tempfile
 import threading
@@ -151,22 +150,6 @@ def random_call(bed: Bed, rng: random.Random, fresh: bool = True) -> tuple[str, 
     return op, uids
 
 
-def register(agent: Agent) -> tuple[KubeletEmulator, RegisteredPlugin]:
-    """The kubelet's handshake once the agent serves its registration socket (a killed agent
-    leaves its socket file behind until the new one replaces it; the kubelet reacts to the new
-    file, the emulator waits for a socket that accepts)."""
-    kubelet = KubeletEmulator(agent.config.registry_dir)
-    path = agent.config.registration_socket
-
-    def accepts() -> bool:
-        with socket.socket(socket.AF_UNIX) as probe:
-            probe.connect(str(path))
-        return True
-
-    wait_until(accepts, 10, f"{path} to accept a connection", interval=0.02, ignore=(OSError,))
-    return kubelet, kubelet.register(path)
-
-
 def concurrent_calls(bed: Bed, plugin: RegisteredPlugin, calls) -> list[tuple[str, bool]]:
     """Make `calls` at once; (op, died) for each. A claim whose call died is 'unknown'."""
     results: list = [None] * len(calls)
@@ -247,7 +230,7 @@ def kill_loop(bed: Bed, seed: int, progress) -> None:
         agent.start(crash_point=None if mode == "sigkill" else mode)
         restarts.append(time.monotonic() - started)
         check_consistent(bed)
-        kubelet, plugin = register(agent)
+        kubelet, plugin = agent.register()
         try:
             # the kubelet retries what it got no answer for (or gives up and unprepares)
             fresh = mode == "sigkill"   # with a crash point set, a fresh prepare dies
@@ -290,7 +273,7 @@ def kill_loop(bed: Bed, seed: int, progress) -> None:
 
     agent.start()   # the last restart, then everything is released
     check_consistent(bed)
-    kubelet, plugin = register(agent)
+    kubelet, plugin = agent.register()
     try:
         call(bed, plugin, "unprepare", sorted(bed.claims))
     finally:
@@ -317,7 +300,7 @@ def test_kubelet_restart_reregisters(bed):
     agent.start()
     logged = agent.log.read_text().count("registered with the kubelet")
     uid = sorted(bed.claims)[0]
-    first, plugin = register(agent)
+    first, plugin = agent.register()
     call(bed, plugin, "prepare", [uid])
     before = plugin.prepare([bed.claims[uid]["metadata"]])[uid]
     stream = plugin.watch_health()
