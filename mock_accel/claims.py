@@ -35,16 +35,18 @@ from .sysfs import NAME_PATTERN, DeviceError, Inventory, SysfsNode
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DRA_V1', 'DRA_V1BETA1', 'DRA_SERVICES', 'UNIX_PATH_MAX', 'CLAIMS_PATH', 'ALL_CLAIMS_PATH', 'MAX_UID_LENGTH',
-           'CRASH_POINT_ENV', 'CRASH_POINTS', 'CRASH_EXIT_CODE', 'registration_socket_name', 'PluginConfig',
-           'ApiReader', 'ClaimError', 'ClaimRef', 'ClaimResult', 'check_claim_ref', 'node_selected', 'our_results',
-           'read_claimed_devices', 'PluginMetrics', 'crash_point', 'NodeClaims']
+__all__ = ['log', 'DRA_V1', 'DRA_V1BETA1', 'DRA_SERVICES', 'UNIX_PATH_MAX', 'GRPC_SOCKET_PATH_MAX', 'CLAIMS_PATH',
+           'ALL_CLAIMS_PATH', 'MAX_UID_LENGTH', 'CRASH_POINT_ENV', 'CRASH_POINTS', 'CRASH_EXIT_CODE',
+           'registration_socket_name', 'PluginConfig', 'ApiReader', 'ClaimError', 'ClaimRef', 'ClaimResult',
+           'check_claim_ref', 'node_selected', 'our_results', 'read_claimed_devices', 'PluginMetrics', 'crash_point',
+           'NodeClaims']
 
 # %% ../nbs/26_claims.ipynb #b677f9a5
 DRA_V1 = "v1.DRAPlugin"
 DRA_V1BETA1 = "v1beta1.DRAPlugin"
 DRA_SERVICES = (DRA_V1, DRA_V1BETA1)
 UNIX_PATH_MAX = 108            # sockaddr_un.sun_path
+GRPC_SOCKET_PATH_MAX = 105     # the longest socket path grpc binds (measured: 106 fails)
 
 # %% ../nbs/26_claims.ipynb #ab4f0db3
 def _b64_sha256(text: str, length: int) -> str:
@@ -61,7 +63,7 @@ def registration_socket_name(registry_dir: str | os.PathLike, driver: str,
                   f"{driver}-{_b64_sha256(pod_uid, 8)}-reg.sock",
                   f"dra-{_b64_sha256(driver + chr(0) + pod_uid, 16)}-reg.sock"]
     for name in candidates:
-        if len(os.path.join(os.fspath(registry_dir), name)) <= UNIX_PATH_MAX:
+        if len(os.path.join(os.fspath(registry_dir), name)) <= GRPC_SOCKET_PATH_MAX:
             return name
     return candidates[-1]
 

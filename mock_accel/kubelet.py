@@ -5,6 +5,7 @@
 # %% ../nbs/15_kubelet.ipynb #884245e7
 from __future__ import annotations
 
+import os
 import queue
 import stat
 import threading
@@ -227,11 +228,14 @@ class KubeletEmulator:
 # %% ../nbs/15_kubelet.ipynb #a09a8747
 @patch
 def sockets(self: KubeletEmulator) -> list[Path]:
-    """Candidate registration sockets, as the plugin watcher sees them."""
-    if not self.registry_dir.is_dir():
-        return []
-    return sorted(p for p in self.registry_dir.iterdir()
-                  if not p.name.startswith(".") and stat.S_ISSOCK(p.lstat().st_mode))
+    """Candidate registration sockets, as the plugin watcher sees them: it watches the
+    subdirectories too (a driver may keep its socket in a directory of its own)."""
+    found = []
+    for top, dirs, files in os.walk(self.registry_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [p for p in map(Path(top).joinpath, files)
+                  if not p.name.startswith(".") and stat.S_ISSOCK(p.lstat().st_mode)]
+    return sorted(found)
 
 
 @patch

@@ -225,7 +225,8 @@ def test_daemonsets_run_the_cli_with_flags_it_accepts():
     a = parser.parse_args(agent["args"])
     assert (a.command, a.driver_name, a.verbosity) == ("node-agent", DRIVER, 5)
     assert a.plugin_socket_dir == f"/var/lib/kubelet/plugins/{DRIVER}"
-    assert (a.registry_dir, a.cdi_dir) == ("/var/lib/kubelet/plugins_registry", "/var/run/cdi")
+    assert (a.registry_dir, a.cdi_dir) == (f"/var/lib/kubelet/plugins_registry/{DRIVER}",
+                                           "/var/run/cdi")
     for cont in (ctrl, agent):
         env = {e["name"]: e for e in cont["env"]}
         assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
@@ -301,9 +302,8 @@ def test_host_paths_and_privileges():
         "/host/sys/bus/mock-accel": ("/sys/bus/mock-accel", True, "Directory"),
         "/host/sys/devices": ("/sys/devices", False, "Directory"),  # status writes
         "/host/dev": ("/dev", True, "Directory"),
-        "/var/lib/kubelet/plugins": ("/var/lib/kubelet/plugins", False, "DirectoryOrCreate"),
-        "/var/lib/kubelet/plugins_registry": ("/var/lib/kubelet/plugins_registry", False,
-                                              "Directory"),
+        PLUGIN_DIR: (PLUGIN_DIR, False, "DirectoryOrCreate"),
+        REGISTRY_DIR: (REGISTRY_DIR, False, "DirectoryOrCreate"),
         "/var/run/cdi": ("/var/run/cdi", False, "DirectoryOrCreate")}
     for ds in (ctrl, agent):
         pod = ds["spec"]["template"]["spec"]
@@ -314,6 +314,41 @@ def test_host_paths_and_privileges():
         assert not pod.get("hostNetwork") and not pod.get("hostPID")
     assert container(ctrl)["securityContext"]["runAsNonRoot"] is True
     assert container(agent)["securityContext"]["runAsUser"] == 0
+
+
+PLUGIN_DIR = f"/var/lib/kubelet/plugins/{DRIVER}"
+REGISTRY_DIR = f"/var/lib/kubelet/plugins_registry/{DRIVER}"
+# The node agent's writable host paths in each mode and what it writes there (issue 17 item 3).
+AGENT_WRITABLE = {
+    "module": {"/host/sys/devices": "/sys/devices",  # status (issue 17 item 1 narrows it)
+               PLUGIN_DIR: PLUGIN_DIR, REGISTRY_DIR: REGISTRY_DIR, "/var/run/cdi": "/var/run/cdi"},
+    "simulation": {"/host/sys/devices": "/var/lib/mock-accel/sim/sys/devices",
+                   "/host/dev": "/var/lib/mock-accel/sim/dev",  # the simulator rewrites /dev files
+                   PLUGIN_DIR: PLUGIN_DIR, REGISTRY_DIR: REGISTRY_DIR,
+                   "/var/run/cdi": "/var/run/cdi"}}
+
+
+@pytest.mark.parametrize("mode", AGENT_WRITABLE)
+def test_node_agent_writes_only_its_own_host_paths(mode):
+    """Only the driver's own socket and registration directories (not the kubelet's plugins
+    directory with other drivers' and CSI sockets, nor all of plugins_registry), the device
+    tree's status files and the CDI specs are writable; everything else is read-only, and the
+    CLI is told the directories it has."""
+    objs = render(*(("simulation.enabled=true",) if mode == "simulation" else ()))
+    agent = daemonset(objs, "node-agent")
+    writable = {m: p for m, (p, ro, _) in host_mounts(agent).items() if not ro}
+    assert writable == AGENT_WRITABLE[mode]
+    assert not [m for m in host_mounts(agent) if m.rstrip("/") in (
+        "/var/lib/kubelet", "/var/lib/kubelet/plugins", "/var/lib/kubelet/plugins_registry")]
+    args = build_parser().parse_args(container(agent)["args"])
+    assert (args.plugin_socket_dir, args.registry_dir) == (PLUGIN_DIR, REGISTRY_DIR)
+    # another driver name moves both directories along
+    kubelet = "/var/lib/kubelet"
+    other = daemonset(render("draDriver.name=x.example.org",
+                             f"draDriver.nodeAgent.pluginSocket={kubelet}/plugins/x.example.org"),
+                      "node-agent")
+    assert {f"{kubelet}/plugins/x.example.org", f"{kubelet}/plugins_registry/x.example.org"} \
+        <= set(host_mounts(other))
 
 
 def test_privileged_node_agent_for_selinux_hosts():

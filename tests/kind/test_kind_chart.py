@@ -101,9 +101,10 @@ def test_chart_in_simulation_mode_gives_a_pod_its_pf(kind):
     MEASURE["helm_install_to_ready_seconds"] = round(time.monotonic() - t0, 1)
     print(f"ready: {pods}")
     # every device node's real kubelet registered the plugin: its registration socket is where
-    # it watches
+    # it watches (the driver's own directory in plugins_registry: the watcher walks into it)
     for node in kind.device_nodes():
-        reg = run("docker", "exec", node, "ls", "/var/lib/kubelet/plugins_registry").stdout
+        reg = run("docker", "exec", node, "ls",
+                  f"/var/lib/kubelet/plugins_registry/{DRIVER}").stdout
         assert [x for x in reg.split() if x.endswith("-reg.sock")], (node, reg)  # claims.py
     # the kubelet answers a registration with NotifyRegistrationStatus(registered=True), which
     # the plugin logs (the kubelet itself says nothing about it at kind's verbosity)

@@ -1,0 +1,129 @@
+"""What the node agent can write on a real kind node, with the chart's default securityContext
+(issue 17 items 2 and 3: the proof under containerd and runc, not in the VM as root).
+
+On the session cluster (tests/kind/conftest.py) with the chart installed in simulation mode (by
+test_kind_chart.py, or here when this file runs alone), `kubectl exec` into each worker's node
+agent runs a probe (PROBE: python, the image has no shell) that opens files for writing and
+never writes a byte, so a probe that unexpectedly succeeds changes nothing. It shows that the
+agent cannot write into another driver's socket directory (a dummy
+`/var/lib/kubelet/plugins/other.example.com/` made on the node first) or next to other
+plugins' registration sockets, nor a PCI `config` file or another root-owned sysfs file of the
+node; and it reports what the agent can still write, asserted against the chart's list: the
+simulated device tree (by design: plain files, `inject_fault` included), its own two kubelet
+directories, /var/run/cdi and its /tmp. The report lands in artifacts/kind/privilege.json.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from mock_accel.wait import wait_until
+from tests.kind.conftest import ARTIFACTS, MEASURE, run
+from tools.locate import REPO
+
+pytestmark = [pytest.mark.kind, pytest.mark.skipif(
+    os.environ.get("MOCK_ACCEL_KIND_TEST") != "1",
+    reason="needs the kind cluster: `make test-kind` runs it (MOCK_ACCEL_KIND_TEST=1)")]
+NS = "mock-device"
+DRIVER = "mock-accel.example.com"
+OTHER = "/var/lib/kubelet/plugins/other.example.com"
+OTHER_REG = "/var/lib/kubelet/plugins_registry/other.example.com-reg.sock"
+
+# Runs in the node agent's container: opens for writing (O_WRONLY, no write) or creates in
+# a directory; prints {path: "writable" | "<errno name>"} and the rw mounts it has.
+PROBE = r"""
+import errno, glob, json, os, sys
+def open_w(path):
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+        return "writable"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+def create_in(directory):
+    path = os.path.join(directory, ".mock-accel-probe")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    os.unlink(path)
+    return "writable"
+other, other_reg = sys.argv[1:3]
+pci = sorted(glob.glob("/sys/bus/pci/devices/*/config"))[:3]
+sysfs = [p for p in ("/sys/bus/pci/rescan", "/sys/kernel/uevent_helper",
+                     "/sys/kernel/mm/transparent_hugepage/enabled") if os.path.exists(p)]
+sim = sorted(glob.glob("/host/sys/class/mock-accel/*/"))[0]
+out = {"files": {p: open_w(p) for p in pci + sysfs + [os.path.join(other, "dummy.sock"),
+                                                     other_reg]},
+       "dirs": {d: create_in(d) for d in (other, os.path.dirname(other),
+                                          os.path.dirname(other_reg))},
+       "still": {p: open_w(p) for p in (sim + "status", sim + "inject_fault",
+                                        sim + "sriov_numvfs")},
+       "pci_config_files": len(pci),
+       "registry_listing": sorted(os.listdir(os.path.dirname(other_reg))),
+       "host_pci_in_tree": glob.glob("/host/sys/devices/pci*"),
+       "rw_mounts": sorted(line.split()[4] for line in open("/proc/self/mountinfo")
+                           if "rw" in line.split()[5].split(","))}
+print(json.dumps(out))
+"""
+
+
+def _pods(c, app: str) -> dict[str, str] | None:
+    """node -> name of the chart's Running and Ready `app` pod, once every device node has one."""
+    pods = json.loads(c.kubectl_run("get", "pods", "-n", NS, "-l", f"app={app}",
+                                    "-o", "json").stdout)["items"]
+    ready = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in pods
+             if p["status"].get("phase") == "Running" and p["metadata"].get(
+                 "deletionTimestamp") is None
+             and all(s["ready"] for s in p["status"].get("containerStatuses", [{"ready": 0}]))}
+    return ready if set(ready) == set(c.device_nodes()) else None
+
+
+@pytest.fixture(scope="module")
+def agents(kind):
+    """The chart in simulation mode (installed here unless test_kind_chart.py did) and each
+    device node's Ready node agent pod."""
+    if kind.run(kind.helm, "status", "mock-device", "--kubeconfig", str(kind.kubeconfig),
+                check=False, timeout=60).returncode:
+        run(kind.helm, "install", "mock-device", str(REPO / "chart"), "--kubeconfig",
+            str(kind.kubeconfig), "--set", "simulation.enabled=true", timeout=300)
+    return wait_until(lambda: _pods(kind, "mock-accel-node-agent"), timeout=300, interval=2,
+                      what="a Ready node agent on every device node")
+
+
+def test_node_agent_cannot_write_other_drivers_sockets_or_node_sysfs(kind, agents):
+    report, t0 = {}, time.monotonic()
+    for node, pod in sorted(agents.items()):
+        # another driver's socket directory with a file in it, made on the node itself
+        run("docker", "exec", node, "sh", "-c", f"mkdir -p {OTHER} && touch {OTHER}/dummy.sock")
+        out = json.loads(kind.kubectl_run(
+            "exec", "-n", NS, pod, "-c", "node-agent", "--", "python3", "-c", PROBE,
+            OTHER, OTHER_REG, timeout=120).stdout)
+        report[node] = out
+        # not another driver's directory, nor the kubelet's plugins dir, nor plugins_registry
+        # beside our own directory in it: they are not even in the container
+        assert set(out["dirs"].values()) <= {"ENOENT", "EROFS", "EACCES"}, out["dirs"]
+        assert out["files"][f"{OTHER}/dummy.sock"] in ("ENOENT", "EROFS", "EACCES"), out
+        assert out["files"][OTHER_REG] in ("ENOENT", "EROFS", "EACCES"), out
+        assert out["registry_listing"] == [DRIVER], out["registry_listing"]
+        assert run("docker", "exec", node, "ls", "-A", OTHER).stdout.split() == ["dummy.sock"]
+        # the node's own sysfs: the runtime mounts it read-only in an unprivileged container
+        sysfs = {p: r for p, r in out["files"].items() if p.startswith("/sys/")}
+        assert sysfs and all(r in ("EROFS", "EACCES", "EPERM") for r in sysfs.values()), sysfs
+        # the simulated tree holds no host device
+        assert out["host_pci_in_tree"] == [], out["host_pci_in_tree"]
+        # what it can still write, by design: the simulated tree (plain files: prepare sets
+        # `status`; nothing stops a write to `inject_fault` there), its own kubelet
+        # directories, the CDI specs and /tmp
+        assert set(out["still"].values()) == {"writable"}, out["still"]
+        ours = {m.replace("/run/cdi", "/var/run/cdi") if m == "/run/cdi" else m
+                for m in out["rw_mounts"] if m.startswith(("/host", "/var/", "/run/cdi"))}
+        assert ours == {"/host/sys/devices", "/host/dev", f"/var/lib/kubelet/plugins/{DRIVER}",
+                        f"/var/lib/kubelet/plugins_registry/{DRIVER}", "/var/run/cdi"}, ours
+        assert "/tmp" in out["rw_mounts"]
+    MEASURE["privilege_probes_seconds"] = round(time.monotonic() - t0, 1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "privilege.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
