@@ -416,6 +416,14 @@ def _pool_options(verify: bool | str, cert: Any, connections: int,
     return options
 
 
+def _query(path: str, params: dict | None) -> str:
+    """`params` (None values left out) as the query to append to `path`."""
+    params = {k: v for k, v in (params or {}).items() if v is not None}
+    if not params:
+        return ""
+    return ("&" if "?" in path else "?") + urllib.parse.urlencode(params, doseq=True)
+
+
 @patch
 def _pool(self: KubeClient) -> urllib3.PoolManager | None:
     """The kept connections for the session's settings; None behind a proxy (`requests`)."""
@@ -455,14 +463,7 @@ def _bearer(self: KubeClient) -> str | None:
     return self._token
 
 
-def _query(path: str, params: dict | None) -> str:
-    """`params` (None values left out) as the query to append to `path`."""
-    params = {k: v for k, v in (params or {}).items() if v is not None}
-    if not params:
-        return ""
-    return ("&" if "?" in path else "?") + urllib.parse.urlencode(params, doseq=True)
-
-
+# %% ../nbs/10_kube.ipynb #5b1e0c31
 @patch
 def _send(self: KubeClient, method: str, path: str, body: Any, params: dict | None,
           content_type: str, retry: bool = True) -> Answer:
