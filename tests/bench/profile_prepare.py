@@ -141,6 +141,8 @@ def agent_main(out: str, argv: list[str]) -> int:
         Path(tmp).write_text(json.dumps(snapshot))
         os.replace(tmp, out)
     signal.signal(signal.SIGUSR1, dump)
+    import mock_accel
+    print(f"mock_accel from {Path(mock_accel.__file__).parent}", file=sys.stderr, flush=True)
     from mock_accel.cli import main
     return main(argv)
 
@@ -220,7 +222,7 @@ class Agent:
         path = os.pathsep.join(filter(None, [str(tree) if tree else None, str(ROOT),
                                              os.environ.get("PYTHONPATH")]))
         self.proc = common.Proc(f"profile-agent-{label}", [
-            sys.executable, "-m", "tests.bench.profile_prepare", "agent", str(self.timers),
+            sys.executable, "-P", "-m", "tests.bench.profile_prepare", "agent", str(self.timers),
             "--", "node-agent", "--node-name", node, "--sysfs-root", str(self.sim.root),
             "--kubeconfig", str(cluster.nodes[node].kubeconfig),
             "--plugin-socket-dir", str(work / "plugin"), "--registry-dir", str(work / "reg"),
@@ -229,6 +231,10 @@ class Agent:
             env={"PYTHONPATH": path})
         self.kubelet = KubeletEmulator(work / "reg", timeout=180)
         self.plugin = self.kubelet.register(self.kubelet.wait_for_socket(timeout=60))
+        want = f"mock_accel from {(tree or ROOT) / 'mock_accel'}\n"   # -P: not the cwd's
+        if want not in self.proc.log_path.read_text():
+            raise RuntimeError(f"{label}: the agent did not import {want.split()[-1]}; see "
+                               f"{self.proc.log_path}")
 
     def close(self) -> None:
         self.kubelet.close()
