@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from datetime import datetime
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 import yaml
 from fastcore.basics import patch
@@ -34,11 +36,13 @@ from .wait import wait_until
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONNECTIONS = 10   # kept connections per client (as `requests` keeps)
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_TIMEOUT', 'SERVICE_ACCOUNT_DIR', 'EXEC_API_VERSIONS', 'FAKE_KINDS', 'PATCH_TYPES', 'KubeError',
-           'error_from_response', 'merge_kubeconfigs', 'ExecCredential', 'KubeClient', 'FakeKube']
+__all__ = ['log', 'DEFAULT_TIMEOUT', 'DEFAULT_CONNECTIONS', 'SERVICE_ACCOUNT_DIR', 'EXEC_API_VERSIONS', 'FAKE_KINDS',
+           'PATCH_TYPES', 'KubeError', 'Answer', 'error_from_response', 'merge_kubeconfigs', 'ExecCredential',
+           'KubeClient', 'FakeKube']
 
 # %% ../nbs/10_kube.ipynb #9e46b2ec
 class KubeError(Exception):
@@ -66,8 +70,25 @@ class KubeError(Exception):
         """Worth retrying later: transport errors, throttling, server-side trouble, conflicts."""
         return self.status in (0, 409, 429) or self.status >= 500
 
+# %% ../nbs/10_kube.ipynb #5b1e0c2a
+class Answer:
+    """One answer of the API server: status, reason, headers and body (what `raw=True` gives)."""
+
+    def __init__(self, status_code: int, reason: str, headers: Any, content: bytes):
+        self.status_code, self.reason, self.headers = status_code, reason or "", headers
+        self.content = content or b""
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The decoded JSON body; `ValueError` when it is not JSON."""
+        return json.loads(self.content)
+
+
 # %% ../nbs/10_kube.ipynb #887d240c
-def error_from_response(method: str, path: str, response: requests.Response) -> KubeError:
+def error_from_response(method: str, path: str, response: Answer) -> KubeError:
     """A `KubeError` from a non-2xx answer, with the `Status` message when the server sent one."""
     reason, message = response.reason or "", response.text.strip()
     try:
@@ -262,9 +283,9 @@ class KubeClient:
     def __init__(self, server: str, *, ca_file: str | None = None, cert_file: str | None = None,
                  key_file: str | None = None, token: str | None = None,
                  token_file: str | None = None, verify: bool = True,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, connections: int = DEFAULT_CONNECTIONS):
         self.server = server.rstrip("/")
-        self.timeout = timeout
+        self.timeout, self.connections = timeout, connections
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or CA bundles from the environment
         ca_file, cert_file, key_file = (os.fspath(f) if f else None
@@ -277,6 +298,8 @@ class KubeClient:
         self.counts: collections.Counter[str] = collections.Counter()
         self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
         self._exec: ExecCredential | None = None
+        self._server_name: str | None = None    # tls-server-name
+        self._kept: tuple[tuple, urllib3.PoolManager] | None = None
 
     def __repr__(self) -> str:
         return f"KubeClient({self.server!r})"
@@ -312,6 +335,7 @@ def _configure(self: KubeClient, cluster: dict, user: dict, where: str) -> None:
             raise ValueError(f"{where}: proxy-url {scheme} needs PySocks (requests[socks])")
         self.session.proxies = {"http": proxy, "https": proxy}
     if cluster.get("tls-server-name"):
+        self._server_name = cluster["tls-server-name"]
         self.session.mount(self.server + "/", _ServerNameAdapter(cluster["tls-server-name"]))
 
 # %% ../nbs/10_kube.ipynb #48e035a5
@@ -373,6 +397,49 @@ def from_environment(cls: KubeClient, **options: Any) -> KubeClient:
     raise ValueError("no Kubernetes credentials: set KUBECONFIG, run in a pod with a "
                      f"service account, or create {home}")
 
+# %% ../nbs/10_kube.ipynb #5b1e0c2c
+def _pool_options(verify: bool | str, cert: Any, connections: int,
+                  server_name: str | None) -> dict:
+    """urllib3 `PoolManager` options for the session's `verify` and `cert`."""
+    options: dict[str, Any] = {"num_pools": 4, "maxsize": connections, "block": False,
+                               "retries": False}
+    if verify is False:
+        options["cert_reqs"] = "CERT_NONE"
+    else:
+        options.update(cert_reqs="CERT_REQUIRED",
+                       ca_certs=verify if isinstance(verify, str) else requests.certs.where())
+    if cert:
+        options["cert_file"], options["key_file"] = (cert, None) if isinstance(cert, str) \
+            else cert
+    if server_name:
+        options.update(server_hostname=server_name, assert_hostname=server_name)
+    return options
+
+
+def _query(path: str, params: dict | None) -> str:
+    """`params` (None values left out) as the query to append to `path`."""
+    params = {k: v for k, v in (params or {}).items() if v is not None}
+    if not params:
+        return ""
+    return ("&" if "?" in path else "?") + urllib.parse.urlencode(params, doseq=True)
+
+
+@patch
+def _pool(self: KubeClient) -> urllib3.PoolManager | None:
+    """The kept connections for the session's settings; None behind a proxy (`requests`)."""
+    s = self.session
+    if s.proxies:
+        return None
+    key = (s.verify, s.cert, self.connections, self._server_name)
+    kept = self._kept
+    if kept is None or kept[0] != key:
+        with self._lock:
+            if self._kept is None or self._kept[0] != key:
+                self._kept = (key, urllib3.PoolManager(**_pool_options(*key)))
+            kept = self._kept
+    return kept[1]
+
+
 # %% ../nbs/10_kube.ipynb #2597f257
 @patch
 def _bearer(self: KubeClient) -> str | None:
@@ -396,10 +463,12 @@ def _bearer(self: KubeClient) -> str | None:
     return self._token
 
 
+# %% ../nbs/10_kube.ipynb #5b1e0c31
 @patch
 def _send(self: KubeClient, method: str, path: str, body: Any, params: dict | None,
-          content_type: str, retry: bool = True) -> requests.Response:
-    headers = {"Accept": "application/json"}
+          content_type: str, retry: bool = True) -> Answer:
+    headers = {k: v for k, v in self.session.headers.items() if k != "Accept-Encoding"}
+    headers["Accept"] = "application/json"
     if body is not None:
         headers["Content-Type"] = content_type
     token = self._bearer()
@@ -407,14 +476,19 @@ def _send(self: KubeClient, method: str, path: str, body: Any, params: dict | No
         headers["Authorization"] = f"Bearer {token}"
     with self._lock:
         self.counts[method.upper()] += 1
-    if body is None or content_type == "application/json" and not isinstance(body, str | bytes):
-        data = {"json": body}
-    else:
-        data = {"data": body if isinstance(body, str | bytes) else json.dumps(body)}
+    data = body.encode() if isinstance(body, str) else body if body is None or \
+        isinstance(body, bytes) else json.dumps(body).encode()
+    pool, url = self._pool(), self.server + path + _query(path, params)
     try:
-        response = self.session.request(method, self.server + path, params=params,
-                                        headers=headers, timeout=self.timeout, **data)
-    except requests.RequestException as err:
+        if pool is None:
+            r = self.session.request(method, url, headers=headers, timeout=self.timeout,
+                                     data=data)
+            response = Answer(r.status_code, r.reason, r.headers, r.content)
+        else:
+            r = pool.request(method, url, body=data, headers=headers, timeout=self.timeout,
+                             redirect=False)
+            response = Answer(r.status, r.reason, r.headers, r.data)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
         raise KubeError(method, path, 0, type(err).__name__, str(err)) from None
     if response.status_code == 401 and self._exec is not None and retry:
         self._exec.expire()        # revoked or rotated: ask the plugin again, once

@@ -20,7 +20,6 @@ import grpc
 from fastcore.basics import patch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, start_http_server
-from requests.adapters import HTTPAdapter
 
 from mock_accel.claims import (
     DRA_V1,
@@ -49,11 +48,9 @@ __all__ = ['log', 'PLUGIN_TYPE', 'PROBE_TIMEOUT', 'keep_connections', 'DriverPlu
 
 # %% ../nbs/27_plugin.ipynb #ae7a267d
 def keep_connections(client: ApiReader, count: int) -> None:
-    """Let `client` (a `KubeClient`; others are left alone) keep `count` connections per host."""
-    session = getattr(client, "session", None)
-    for prefix, adapter in list(getattr(session, "adapters", {}).items()):
-        if prefix in ("https://", "http://") and type(adapter) is HTTPAdapter:
-            session.mount(prefix, HTTPAdapter(pool_connections=count, pool_maxsize=count))
+    """Let `client` (a `KubeClient`; others are left alone) keep `count` connections."""
+    if hasattr(client, "connections"):
+        client.connections = count
 
 
 class DriverPlugin(NodeClaims):

@@ -102,6 +102,7 @@ class Checkpoint:
         self.path = Path(path)
         self.quarantined: Path | None = None
         self.corrupt = False   # the last `load` found a corrupt file (and quarantined it)
+        self._encoded: dict[str, tuple[PreparedClaim, str]] = {}   # uid -> (record, its JSON)
 
 # %% ../nbs/23_state.ipynb #c1db4724
 @patch
@@ -148,12 +149,24 @@ def load(self: Checkpoint) -> dict[str, PreparedClaim]:
         return {}
 
 
+def _claim_text(claim: PreparedClaim) -> str:
+    """One claim record's canonical JSON (as `_checksum` encodes it)."""
+    return json.dumps(asdict(claim), sort_keys=True, separators=(",", ":"))
+
+
 @patch
 def save(self: Checkpoint, claims: dict[str, PreparedClaim]) -> None:
-    """Write `claims` atomically."""
-    plain = {uid: asdict(claim) for uid, claim in sorted(claims.items())}
-    document = {"version": CHECKPOINT_VERSION, "checksum": _checksum(plain), "claims": plain}
-    atomic_write(self.path, json.dumps(document, indent=1, sort_keys=True), mode=0o600)
+    """Write `claims` atomically. A record is encoded once, at its first save (records are
+    not changed, only replaced), and the file holds the canonical text the checksum covers."""
+    kept = self._encoded
+    encoded = {uid: kept[uid] if uid in kept and kept[uid][0] is claim
+               else (claim, _claim_text(claim)) for uid, claim in claims.items()}
+    canonical = "{" + ",".join(f"{json.dumps(uid)}:{encoded[uid][1]}"
+                               for uid in sorted(encoded)) + "}"
+    checksum = hashlib.sha256(canonical.encode()).hexdigest()
+    atomic_write(self.path, f'{{"checksum":"{checksum}","claims":{canonical},'
+                 f'"version":{CHECKPOINT_VERSION}}}', mode=0o600)
+    self._encoded = encoded
 
 # %% ../nbs/23_state.ipynb #7f2261df
 def _spec_devices(cdi: CdiRegistry, uid: str) -> list[str]:

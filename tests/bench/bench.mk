@@ -4,6 +4,7 @@
 #   make bench-peers | bench-slices | bench-prepare | bench-scale | bench-kernel | bench-report
 #   make bench-events          issue 19: change -> slice latency and idle CPU, 3 runs (~6 min)
 #   make bench-profile         where one prepare (and 100 concurrent) spends its time
+#                              (PROFILE_BASELINE=REV: and REV's agent beside it, same run)
 #   MOCK_ACCEL_SEED_SRC=/path/to/mock-device make bench   the seed's driver too (from a checkout)
 # Tables go to stdout, plots and raw JSON to $(ARTIFACTS)/bench/.
 PYTHON ?= python3
@@ -40,7 +41,7 @@ bench-kernel:
 	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.bench_kernel
 
 bench-profile:
-	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.profile_prepare
+	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.profile_prepare $(if $(PROFILE_BASELINE),--baseline $(PROFILE_BASELINE))
 
 bench-report:
 	cd $(BENCH_REPO) && $(PYTHON) -m tests.bench.report

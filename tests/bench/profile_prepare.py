@@ -8,7 +8,8 @@ is gRPC, threads and Python around them.
 Claims are allocated by hand (a status patch, as tests/plugin does) to skip the scheduler: the
 prepare path reads the claim and does not care who allocated it.
 
-Run: `python3 -m tests.bench.profile_prepare [--rounds N] [--concurrent N] [--dir D]`
+Run: `python3 -m tests.bench.profile_prepare [--rounds N] [--concurrent N] [--dir D]
+[--baseline REV]`
 (`make bench-profile`). The tables go to stdout, the figures to artifacts/bench/profile.json.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from tests.bench import common
 
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = {  # step -> (module, attribute path)
     "API GET of the claim": ("mock_accel.kube", "KubeClient.get"),
     "sysfs: read the claimed devices": ("mock_accel.claims", "read_claimed_devices"),
@@ -139,6 +141,8 @@ def agent_main(out: str, argv: list[str]) -> int:
         Path(tmp).write_text(json.dumps(snapshot))
         os.replace(tmp, out)
     signal.signal(signal.SIGUSR1, dump)
+    import mock_accel
+    print(f"mock_accel from {Path(mock_accel.__file__).parent}", file=sys.stderr, flush=True)
     from mock_accel.cli import main
     return main(argv)
 
@@ -194,85 +198,141 @@ def breakdown(label: str, calls: int, wall: list[float], steps: dict) -> list[di
     return rows
 
 
-def run(rounds: int, concurrent: int, directory: Path, py_spy: Path | None = None) -> dict:
+def baseline_tree(rev: str, directory: Path) -> Path:
+    """`mock_accel/` as of git revision `rev`, extracted under `directory` (its PYTHONPATH)."""
+    tree = Path(tempfile.mkdtemp(prefix="baseline-", dir=directory))
+    archive = subprocess.run(["git", "archive", rev, "mock_accel"], capture_output=True,
+                             cwd=ROOT)
+    if archive.returncode != 0:
+        raise SystemExit(f"--baseline {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree
+
+
+class Agent:
+    """One node agent under timers (mock_accel from `tree`, else this checkout) on its node."""
+
+    def __init__(self, label: str, tree: Path | None, cluster, node: str, work: Path,
+                 concurrent: int):
+        from mock_accel.kubelet import KubeletEmulator
+        from mock_accel.sim import SimConfig, SimNode
+        self.label, self.node, self.timers = label, node, work / "timers.json"
+        self.sim = SimNode.create(work / "sys", SimConfig(num_devices=concurrent + 1,
+                                                          total_vfs=0, numa_nodes=2))
+        path = os.pathsep.join(filter(None, [str(tree) if tree else None, str(ROOT),
+                                             os.environ.get("PYTHONPATH")]))
+        self.proc = common.Proc(f"profile-agent-{label}", [
+            sys.executable, "-P", "-m", "tests.bench.profile_prepare", "agent", str(self.timers),
+            "--", "node-agent", "--node-name", node, "--sysfs-root", str(self.sim.root),
+            "--kubeconfig", str(cluster.nodes[node].kubeconfig),
+            "--plugin-socket-dir", str(work / "plugin"), "--registry-dir", str(work / "reg"),
+            "--cdi-dir", str(work / "cdi"), "-v", "1"],
+            common.artifacts_dir() / "logs" / f"profile-agent-{label}.log",
+            env={"PYTHONPATH": path})
+        self.kubelet = KubeletEmulator(work / "reg", timeout=180)
+        self.plugin = self.kubelet.register(self.kubelet.wait_for_socket(timeout=60))
+        want = f"mock_accel from {(tree or ROOT) / 'mock_accel'}\n"   # -P: not the cwd's
+        if want not in self.proc.log_path.read_text():
+            raise RuntimeError(f"{label}: the agent did not import {want.split()[-1]}; see "
+                               f"{self.proc.log_path}")
+
+    def close(self) -> None:
+        self.kubelet.close()
+        self.proc.stop()
+
+
+def profile(agents: list[Agent], claims: list[tuple], rounds: int, turns: int,
+            py_spy: Path | None) -> tuple[list[dict], dict]:
+    """The 1-claim calls (each round on every agent in turn), then `turns` bursts on each
+    agent in turn (claims: (one, many) per agent): rows, and each agent's burst walls."""
+    concurrent = len(claims[0][1])
+    for agent in agents:
+        collect(agent.proc, agent.timers)
+    cpu0 = [cpu_seconds(a.proc.pid) for a in agents]
+    spy = None if py_spy is None else subprocess.Popen(
+        ["py-spy", "record", "--pid", str(agents[-1].proc.pid), "--format", "raw", "--rate",
+         "250", "--gil", "--output", str(py_spy)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    walls = [{"prepare": [], "unprepare": []} for _ in agents]
+    for _ in range(rounds):
+        for agent, (one, _many), wall in zip(agents, claims, walls, strict=True):
+            for op in wall:
+                wall[op].append(_timed(getattr(agent.plugin, op), one))
+    if spy is not None:          # py-spy writes its samples when interrupted
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+    single = [collect(a.proc, a.timers) for a in agents]
+    cpu1 = [cpu_seconds(a.proc.pid) for a in agents]
+    bursts = {a.label: {"prepare": [], "unprepare": []} for a in agents}
+    calls: list[list[float]] = [[] for _ in agents]
+    with ThreadPoolExecutor(concurrent) as pool:
+        for _ in range(turns):
+            for i, (agent, (_one, many)) in enumerate(zip(agents, claims, strict=True)):
+                for op in ("prepare", "unprepare"):
+                    fn = getattr(agent.plugin, op)
+                    t0 = time.perf_counter()
+                    calls[i] += list(pool.map(lambda r, fn=fn: _timed(fn, r), many))
+                    bursts[agent.label][op].append(time.perf_counter() - t0)
+    rows = []
+    for i, agent in enumerate(agents):
+        burst = collect(agent.proc, agent.timers)
+        cpu2 = cpu_seconds(agent.proc.pid)
+        got = breakdown("1 claim", rounds * 2, walls[i]["prepare"] + walls[i]["unprepare"],
+                        single[i])
+        got += breakdown(f"{concurrent} concurrent", concurrent * 2 * turns, calls[i], burst)
+        cpu = {"1 claim": (cpu1[i] - cpu0[i]) / (rounds * 2) * 1e3,
+               f"{concurrent} concurrent": (cpu2 - cpu1[i]) / (concurrent * 2 * turns) * 1e3}
+        rows += [{"system": agent.label, **row, "agent CPU ms/call": cpu[row["phase"]]
+                  if row["step"].startswith("client") else None} for row in got]
+    return rows, bursts
+
+
+def run(rounds: int, concurrent: int, directory: Path, py_spy: Path | None = None,
+        baseline: str | None = None, turns: int = 1) -> dict:
+    """Profile our agent (and the one of git revision `baseline`, in turns, same cluster)."""
     from mock_accel.cluster import Cluster
-    from mock_accel.kubelet import KubeletEmulator
-    from mock_accel.sim import SimConfig, SimNode
     floor = Path(tempfile.mkdtemp(prefix="floor-", dir=directory))
     try:
-        result = {"machine": common.machine(), "disk": disk_floor(floor)}
+        result = {"machine": common.machine(), "disk": disk_floor(floor),
+                  "load_1m_start": round(os.getloadavg()[0], 2)}
     finally:
         shutil.rmtree(floor, ignore_errors=True)
     common.table([result["disk"]], "the disk's floor (one durable small-file write)")
     work = Path(tempfile.mkdtemp(prefix="profile-", dir=directory))
+    systems = [("ours", None)]
+    if baseline:
+        systems.insert(0, (f"baseline {baseline}", baseline_tree(baseline, work)))
+    agents: list[Agent] = []
     with Cluster(artifacts=common.artifacts_dir() / "cluster-profile") as cluster:
-        (node,) = cluster.create_nodes(1, prefix="prof")
-        sim = SimNode.create(work / "sys", SimConfig(num_devices=concurrent + 1, total_vfs=0,
-                                                     numa_nodes=2))
-        timers = work / "timers.json"
-        agent = common.Proc("profile-agent", [
-            sys.executable, "-m", "tests.bench.profile_prepare", "agent", str(timers), "--",
-            "node-agent", "--node-name", node, "--sysfs-root", str(sim.root),
-            "--kubeconfig", str(cluster.nodes[node].kubeconfig),
-            "--plugin-socket-dir", str(work / "plugin"), "--registry-dir", str(work / "reg"),
-            "--cdi-dir", str(work / "cdi"), "-v", "1"],
-            common.artifacts_dir() / "logs" / "profile-agent.log")
-        kubelet = KubeletEmulator(work / "reg", timeout=180)
+        nodes = cluster.create_nodes(len(systems), prefix="prof")
         try:
-            plugin = kubelet.register(kubelet.wait_for_socket(timeout=60))
             api = cluster.api
             api.create({"apiVersion": common.RES, "kind": "DeviceClass",
                         "metadata": {"name": "profile"}, "spec": {}})
-            ns = cluster.create_namespace("profile")
-            names = [d.name for d in sim.discover()]
-            (one,) = allocate(api, ns, node, common.DRIVER, ["one"], names[:1])
-            many = allocate(api, ns, node, common.DRIVER,
-                            [f"many-{i}" for i in range(concurrent)], names[1:concurrent + 1])
-            collect(agent, timers)
-            cpu0 = cpu_seconds(agent.pid)
-            spy = None if py_spy is None else subprocess.Popen(
-                ["py-spy", "record", "--pid", str(agent.pid), "--format", "raw", "--rate", "250",
-                 "--gil", "--output", str(py_spy)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            walls = {"prepare": [], "unprepare": []}
-            for _ in range(rounds):
-                for op in walls:
-                    t0 = time.perf_counter()
-                    answer = getattr(plugin, op)([one])
-                    walls[op].append(time.perf_counter() - t0)
-                    assert not any(getattr(a, "error", a) for a in answer.values()), answer
-            if spy is not None:          # py-spy writes its samples when interrupted
-                spy.send_signal(signal.SIGINT)
-                spy.wait(60)
-            single = collect(agent, timers)
-            cpu1 = cpu_seconds(agent.pid)
-            rows = breakdown("1 claim", rounds * 2, walls["prepare"] + walls["unprepare"],
-                             single)
-            burst_walls, calls = [], []
-            with ThreadPoolExecutor(concurrent) as pool:
-                for op in ("prepare", "unprepare"):
-                    t0 = time.perf_counter()
-                    calls += list(pool.map(lambda r, op=op: _timed(getattr(plugin, op), r),
-                                           many))
-                    burst_walls.append(time.perf_counter() - t0)
-            burst = collect(agent, timers)
-            cpu2 = cpu_seconds(agent.pid)
-            rows += breakdown(f"{concurrent} concurrent", concurrent * 2, calls, burst)
-            cpu = {"1 claim": (cpu1 - cpu0) / (rounds * 2) * 1e3,
-                   f"{concurrent} concurrent": (cpu2 - cpu1) / (concurrent * 2) * 1e3}
-            for row in rows:
-                row["agent CPU ms/call"] = cpu[row["phase"]] if row["step"].startswith(
-                    "client") else None
-            result.update({"rows": rows, "agent_cpu_ms_per_call": cpu, "burst_wall_s": burst_walls,
-                           "load_1m_end": round(os.getloadavg()[0], 2)})
+            for i, ((label, tree), node) in enumerate(zip(systems, nodes, strict=True)):
+                agents.append(Agent(label, tree, cluster, node, work / f"agent-{i}",
+                                    concurrent))
+            claims = []
+            for i, agent in enumerate(agents):
+                ns = cluster.create_namespace(f"profile-{i}")
+                names = [d.name for d in agent.sim.discover()]
+                (one,) = allocate(api, ns, agent.node, common.DRIVER, ["one"], names[:1])
+                claims.append((one, allocate(api, ns, agent.node, common.DRIVER,
+                                             [f"many-{i}" for i in range(concurrent)],
+                                             names[1:concurrent + 1])))
+            rows, bursts = profile(agents, claims, rounds, turns, py_spy)
         finally:
-            kubelet.close()
-            agent.stop()
+            for agent in agents:
+                agent.close()
             shutil.rmtree(work, ignore_errors=True)
-    common.table(rows, "where a prepare + unprepare spends its time "
-                 f"(load {os.getloadavg()[0]:.2f})")
-    print(f"{concurrent} concurrent: prepare {burst_walls[0]:.3f} s, "
-          f"unprepare {burst_walls[1]:.3f} s", flush=True)
+    result.update({"rows": rows, "burst_wall_s": bursts,
+                   "load_1m_end": round(os.getloadavg()[0], 2)})
+    common.table(rows, "where a prepare + unprepare spends its time (load "
+                 f"{result['load_1m_start']:.2f} at the start, {os.getloadavg()[0]:.2f} now)")
+    for label, walls in bursts.items():
+        print(f"{label}: {concurrent} concurrent: prepare " + ", ".join(
+              f"{w:.3f}" for w in walls["prepare"]) + " s; unprepare " + ", ".join(
+              f"{w:.3f}" for w in walls["unprepare"]) + " s", flush=True)
     common.write_result("profile", result)
     return result
 
@@ -297,8 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
                         help="also sample the agent's stacks during the 1-claim calls with "
                              "py-spy (pip install py-spy) into FILE (collapsed stacks)")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also profile the agent of git revision REV (its mock_accel/), "
+                             "first, in the same run and cluster: before/after side by side")
+    parser.add_argument("--turns", type=int, default=1,
+                        help="bursts of concurrent claims on each agent (in turns)")
     args = parser.parse_args(argv)
-    run(args.rounds, args.concurrent, args.dir, args.py_spy)
+    if min(args.rounds, args.concurrent, args.turns) < 1:
+        parser.error("--rounds, --concurrent and --turns must be at least 1")
+    run(args.rounds, args.concurrent, args.dir, args.py_spy, args.baseline, args.turns)
     return 0
 
 

@@ -151,10 +151,11 @@ def section_profile(r: dict) -> list[str]:
            f"{fmt(disk['atomic_write p50 ms'])} ms, p99 {fmt(disk['atomic_write p99 ms'])} ms. "
            f"Load average {r['machine'].get('load_1m', '?')} at the start, "
            f"{r.get('load_1m_end', '?')} at the end.", ""]
-    out.append(md_table(["phase", "step", "calls", "ms per call", "p50 ms", "p99 ms",
+    out.append(md_table(["system", "phase", "step", "calls", "ms per call", "p50 ms", "p99 ms",
                          "share %", "agent CPU ms/call"],
-                        [[x["phase"], x["step"], x["calls"], x["ms per call"], x["p50 ms"],
-                          x["p99 ms"], x["share %"], x.get("agent CPU ms/call")]
+                        [[x.get("system", "ours"), x["phase"], x["step"], x["calls"],
+                          x["ms per call"], x["p50 ms"], x["p99 ms"], x["share %"],
+                          x.get("agent CPU ms/call")]
                          for x in r["rows"]]))
     return out + ["", "Steps overlap (a fsync is inside a checkpoint or CDI write; the agent's "
                   "prepare contains the steps); what the agent's time does not explain of the "
