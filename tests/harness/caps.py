@@ -13,7 +13,7 @@ import sys
 from mock_accel.sysfs import SysfsNode
 
 _CHILD = """
-import errno, json, sys
+import errno, json, os, sys
 from importlib import import_module
 from mock_accel.sim import has_cap_sys_admin
 from mock_accel.sysfs import AttributeWriteError
@@ -22,12 +22,18 @@ node = getattr(import_module(module), qualname)(root)
 errors = {}
 for name, attribute, value in writes:
     try:
-        if name is None:
+        if attribute.startswith("/"):  # a file outside the ABI, e.g. the PCI core's sriov_numvfs
+            fd = os.open(attribute, os.O_WRONLY)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        elif name is None:
             node.write_control(attribute, value)
         else:
             node.write_attr(name, attribute, value)
         errors[f"{name}/{attribute}"] = None
-    except AttributeWriteError as err:
+    except (AttributeWriteError, OSError) as err:
         errors[f"{name}/{attribute}"] = errno.errorcode[err.errno]
 print(json.dumps({"cap_sys_admin": has_cap_sys_admin(), "errors": errors}))
 """
@@ -35,8 +41,9 @@ print(json.dumps({"cap_sys_admin": has_cap_sys_admin(), "errors": errors}))
 
 def write_without_cap_sys_admin(node: SysfsNode,
                                 writes: list[tuple[str | None, str, str]]) -> dict:
-    """Do `writes` ((device or None for a bus control file, attribute, value)) in a child
-    without CAP_SYS_ADMIN; returns its `cap_sys_admin` and each write's errno name (or None)."""
+    """Do `writes` ((device or None for a bus control file, attribute, value); an absolute
+    path as the attribute is written as it is) in a child without CAP_SYS_ADMIN; returns its
+    `cap_sys_admin` and each write's errno name (or None) keyed `device/attribute`."""
     spec = [type(node).__module__, type(node).__qualname__, str(node.root), writes]
     done = subprocess.run(
         ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--",
