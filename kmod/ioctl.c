@@ -145,6 +145,9 @@ static long mock_accel_ioctl(struct file *file, unsigned int cmd,
 			return ret;
 		return put_user(status, (u32 __user *)argp) ? -EFAULT : 0;
 	case MOCK_ACCEL_IOC_PASSPHRASE:
+		/* drives the engine (and its lock): not for read-only opens */
+		if (!(file->f_mode & FMODE_WRITE))
+			return -EBADF;
 		return mock_accel_ioctl_passphrase(adev, argp);
 	case MOCK_ACCEL_IOC_INFO:
 		ret = mock_accel_get_info(adev, &info);

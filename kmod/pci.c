@@ -13,6 +13,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
 #include <linux/io.h>
 #include <linux/module.h>
 #include <linux/pci.h>
@@ -306,8 +307,7 @@ static void mock_accel_pci_remove(struct pci_dev *pdev)
 		mock_accel_id_free(id);
 }
 
-/* the PCI core's sriov_numvfs; ours goes through mock_accel_sriov_set() */
-static int mock_accel_pci_sriov_configure(struct pci_dev *pdev, int num_vfs)
+static int mock_accel_pci_set_vfs(struct pci_dev *pdev, int num_vfs)
 {
 	struct mock_accel_dev *adev = pci_get_drvdata(pdev);
 	int ret;
@@ -316,6 +316,18 @@ static int mock_accel_pci_sriov_configure(struct pci_dev *pdev, int num_vfs)
 		return -EINVAL;
 	ret = mock_accel_sriov_set(adev, num_vfs);
 	return ret ? ret : num_vfs;
+}
+
+/*
+ * The PCI core's sriov_numvfs (root-owned 0644, no capability check of its
+ * own) calls this in the writer's context: same rule as the class device's
+ * sriov_numvfs, CAP_SYS_ADMIN.  Ours goes through mock_accel_sriov_set().
+ */
+static int mock_accel_pci_sriov_configure(struct pci_dev *pdev, int num_vfs)
+{
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	return mock_accel_pci_set_vfs(pdev, num_vfs);
 }
 
 /**
@@ -331,7 +343,7 @@ int mock_accel_pci_enable_vfs(struct pci_dev *pdev, unsigned int num_vfs)
 
 	device_lock(&pdev->dev);
 	if (pdev->driver == &mock_accel_pci_driver)
-		ret = mock_accel_pci_sriov_configure(pdev, num_vfs);
+		ret = mock_accel_pci_set_vfs(pdev, num_vfs);
 	device_unlock(&pdev->dev);
 	return ret < 0 ? ret : 0;
 }

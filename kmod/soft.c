@@ -11,6 +11,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
 #include <linux/device.h>
 #include <linux/dmi.h>
 #include <linux/kernel.h>
@@ -407,6 +408,8 @@ static ssize_t new_device_store(MOCK_ACCEL_BUS_CONST struct bus_type *bus,
 	size_t len = count;
 	int ret;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	if (len && buf[len - 1] == '\n')
 		len--;
 	if (!len || len >= sizeof(tmp))
@@ -460,6 +463,8 @@ static ssize_t del_device_store(MOCK_ACCEL_BUS_CONST struct bus_type *bus,
 	unsigned int id;
 	int ret = -ENODEV;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	if (kstrtouint(buf, 10, &id))
 		return -EINVAL;
 

@@ -3,10 +3,14 @@
  * mock-accel: attributes of the class devices, /sys/class/mock-accel/<name>/.
  *
  * Every store parses the whole value with kstrto*() and answers -EINVAL
- * for anything else, changing nothing.  A value that changes is announced
- * by mock_accel_notify(): poll() on the attribute and a KOBJ_CHANGE uevent.
+ * for anything else, changing nothing.  Destructive stores (inject_fault,
+ * sriov_numvfs, load_wordlist) need CAP_SYS_ADMIN: uid 0 without it gets
+ * -EPERM.  passphrase is 0400: each read drives the device's engine.
+ * A value that changes is announced by mock_accel_notify(): poll() on the
+ * attribute and a KOBJ_CHANGE uevent.
  */
 
+#include <linux/capability.h>
 #include <linux/device.h>
 #include <linux/kernel.h>
 #include <linux/kobject.h>
@@ -162,6 +166,8 @@ static ssize_t sriov_numvfs_store(struct device *dev,
 	unsigned int num;
 	int ret;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	if (kstrtouint(buf, 10, &num))
 		return -EINVAL;
 	ret = mock_accel_sriov_set(to_adev(dev), num);
@@ -190,6 +196,8 @@ static ssize_t load_wordlist_store(struct device *dev,
 	unsigned int val;
 	int ret;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	if (kstrtouint(buf, 10, &val) || val != 1)
 		return -EINVAL;
 	ret = mock_accel_wordlist_load(dev, false);
@@ -242,7 +250,7 @@ static ssize_t passphrase_show(struct device *dev,
 		return ret;
 	return sysfs_emit(buf, "%s\n", pp);
 }
-static DEVICE_ATTR_RO(passphrase);
+static DEVICE_ATTR_ADMIN_RO(passphrase);
 
 static ssize_t health_show(struct device *dev, struct device_attribute *attr,
 			   char *buf)
@@ -265,6 +273,8 @@ static ssize_t inject_fault_store(struct device *dev,
 	unsigned int val;
 	int ret;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	if (kstrtouint(buf, 10, &val) || val > 1)
 		return -EINVAL;
 	ret = mock_accel_set_fault(to_adev(dev), val);

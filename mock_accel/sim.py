@@ -53,10 +53,11 @@ from mock_accel.sysfs import (
 
 # %% auto #0
 __all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log',
-           'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'IN_CLOSE_WRITE',
-           'IN_MOVED_FROM', 'IN_MOVED_TO', 'IN_CREATE', 'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig',
-           'software_uuid', 'software_pci_address', 'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode',
-           'node_identity', 'InotifyWatcher', 'main']
+           'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PASSPHRASE_MODE', 'PRIVILEGED_STORES', 'CAP_SYS_ADMIN',
+           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'IN_CLOSE_WRITE', 'IN_MOVED_FROM', 'IN_MOVED_TO', 'IN_CREATE',
+           'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig', 'software_uuid', 'software_pci_address',
+           'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode', 'has_cap_sys_admin', 'node_identity',
+           'InotifyWatcher', 'main']
 
 # %% ../nbs/05_sim.ipynb #feb9dce8
 FW_VERSION = "1.0.0"
@@ -193,7 +194,12 @@ def _get(self: SimNode, name: str, attribute: str) -> str:
 
 @patch
 def _set(self: SimNode, name: str, attribute: str, value: str) -> None:
-    _replace_text(self._device_dir(name) / attribute, value + "\n")
+    path = self._device_dir(name) / attribute
+    try:
+        mode = path.stat().st_mode & 0o777  # kept: passphrase stays 0400
+    except FileNotFoundError:
+        mode = None
+    _replace_text(path, value + "\n", mode)
 
 # %% ../nbs/05_sim.ipynb #f1c9f265
 @patch
@@ -254,6 +260,26 @@ def _refresh_dev(self: SimNode, name: str) -> None:
         lines.append("Wordlist: not loaded")
     _replace_text(self.dev_path(name), "\n".join(lines) + "\n", 0o600)
 
+# %% ../nbs/05_sim.ipynb #b7e0a72c
+PASSPHRASE_MODE = 0o400
+PRIVILEGED_STORES = ("inject_fault", "sriov_numvfs", "load_wordlist", "new_device", "del_device")
+CAP_SYS_ADMIN = 21
+
+
+def has_cap_sys_admin(status: str | None = None) -> bool:
+    """Whether `CapEff` of `/proc/self/status` (or of the text `status`) holds CAP_SYS_ADMIN."""
+    if status is None:
+        status = Path("/proc/self/status").read_text()
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    return False  # no capabilities known: refuse, as capable() would
+
+
+def _require_cap_sys_admin(store: str) -> None:
+    if not has_cap_sys_admin():
+        raise _error(errno.EPERM, f"{store} needs CAP_SYS_ADMIN")
+
 # %% ../nbs/05_sim.ipynb #34f234f0
 @patch
 def _add_device(self: SimNode, name: str, attributes: dict[str, str]) -> None:
@@ -266,6 +292,7 @@ def _add_device(self: SimNode, name: str, attributes: dict[str, str]) -> None:
         (directory / attribute).write_text(value + "\n")
     for attribute in WRITE_ONLY_ATTRIBUTES:
         (directory / attribute).touch(mode=0o200)
+    (directory / "passphrase").chmod(PASSPHRASE_MODE)
     (directory / "device").symlink_to(Path("..") / "..")
     (self.class_dir / name).symlink_to(os.path.relpath(directory, self.class_dir))
     self._refresh_dev(name)
@@ -427,6 +454,7 @@ def _write(self: SimNode, path: Path, value: str) -> None:
                        "del_device": self._store_del_device}.get(path.name)
             if handler is None:
                 raise _error(errno.EACCES, f"{path.name} is not writable")
+            _require_cap_sys_admin(path.name)
             handler(value)
             return
         name, attribute = path.parent.name, path.name
@@ -436,6 +464,8 @@ def _write(self: SimNode, path: Path, value: str) -> None:
             if (self._device_dir(name) / attribute).exists():
                 raise _error(errno.EACCES, f"{attribute} is read-only")
             raise _error(errno.ENOENT, f"no attribute {attribute}")
+        if attribute in PRIVILEGED_STORES and (self._device_dir(name) / attribute).exists():
+            _require_cap_sys_admin(attribute)
         getattr(self, f"_store_{attribute}")(name, value)
 
 
@@ -449,6 +479,8 @@ def _read(self: SimNode, path: Path) -> str:
     if attribute in WRITE_ONLY_ATTRIBUTES:
         raise _error(errno.EIO, f"{attribute} is write-only")
     if attribute in GENERATED_ATTRIBUTES:
+        if not os.access(path, os.R_OK):  # 0400: the owner (root) only
+            raise _error(errno.EACCES, f"{attribute} is readable by its owner only")
         with self._locked():
             if not (self.class_dir / name).exists():
                 raise _error(errno.ENOENT, f"no such device {name}")

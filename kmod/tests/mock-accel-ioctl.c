@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "fd"))
 		fd = atoi(argv[2]);
 	else
-		fd = open(argv[1], O_RDONLY);
+		fd = open(argv[1], O_RDWR);	/* PASSPHRASE needs a writable open */
 	if (fd < 0) { printf("open err=%s\n", strerror(errno)); return 1; }
 	printf("sizes %zu %zu\n", sizeof(struct mock_accel_passphrase), sizeof(struct mock_accel_info));
 	if (ioctl(fd, MOCK_ACCEL_IOC_STATUS, &st)) printf("STATUS err=%s\n", strerror(errno));

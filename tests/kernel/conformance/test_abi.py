@@ -23,6 +23,7 @@ from mock_accel.sim import (
 )
 from mock_accel.sysfs import ATTRIBUTES, AttributeWriteError
 from tests.harness.beds import LoadError
+from tests.harness.caps import write_without_cap_sys_admin
 from tests.harness.words import assert_words, word_counts
 from tools import locate
 
@@ -402,3 +403,32 @@ def test_read_only_attributes_refuse_writes(node):
     for attribute in ["uuid", "memory_size", "numa_node", "health", "pci_address"]:
         refused(lambda a=attribute: node.write_attr("mock0", a, "1"), errno.EACCES, errno.EIO,
                 errno.EPERM)
+
+
+# -- privilege (kmod/ABI.md: modes and capabilities) -------------------------------------------
+
+def test_passphrase_is_readable_by_its_owner_only(node):
+    node.set_numvfs("mock0", 1)
+    for name in ["mock0", "mock0-vf0"]:
+        info = node.attribute_path(name, "passphrase").stat()
+        assert (oct(info.st_mode & 0o777), info.st_uid) == ("0o400", 0), name
+    node.passphrase("mock0")  # root still reads it
+    assert oct(node.attribute_path("mock0", "passphrase").stat().st_mode & 0o777) == "0o400"
+
+
+def test_destructive_stores_need_cap_sys_admin(node):
+    destructive = [("mock0", "inject_fault", "1"), ("mock0", "sriov_numvfs", "1"),
+                   ("mock0", "load_wordlist", "1"), (None, "new_device", "9"),
+                   (None, "del_device", "1")]
+    allowed = [("mock0", "status", str(STATUS_ALLOCATED)), ("mock0", "passphrase_count", "3")]
+    done = write_without_cap_sys_admin(node, destructive + allowed)
+    assert done["cap_sys_admin"] is False  # the child really lacked it
+    assert done["errors"] == {f"{n}/{a}": "EPERM" for n, a, _ in destructive} | {
+        "mock0/status": None, "mock0/passphrase_count": None}
+    devices = snapshot(node)
+    assert list(devices) == ["mock0", "mock1", "mock2", "mock3"]  # nothing made, nothing removed
+    assert devices["mock0"].health == "ok" and devices["mock0"].sriov_numvfs == 0
+    assert devices["mock0"].status == STATUS_READY | STATUS_ALLOCATED
+    node.inject_fault("mock0")  # with the capability (this process) the same stores work
+    node.set_numvfs("mock0", 1)
+    assert snapshot(node)["mock0-vf0"].device_type == "vf"

@@ -23,7 +23,7 @@ from mock_accel.abi import (
     ior,
 )
 from mock_accel.firmware import EFF_LONG_WORDS
-from mock_accel.uapi import DeviceFile, PassphraseArg
+from mock_accel.uapi import DeviceFile, InfoArg, PassphraseArg
 from tests.harness.beds import MODULE_NAME
 from tests.harness.words import assert_words
 from tools import locate
@@ -81,6 +81,26 @@ def test_ioctl_passphrase(kernel):
             assert_words(device.passphrase(count), count, WORDS)
         expect_errno(errno.EINVAL, lambda: device.passphrase(13))
         expect_errno(errno.EINVAL, lambda: device.passphrase(255))
+
+
+def test_ioctl_passphrase_needs_a_writable_open(kernel):
+    """kmod/ABI.md: PASSPHRASE drives the engine, so a read-only open gets EBADF; STATUS, INFO
+    and read() stay open to readers."""
+    fd = os.open("/dev/mock1", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        request = bytearray(PassphraseArg(word_count=3))
+        expect_errno(errno.EBADF, lambda: fcntl.ioctl(fd, IOC_PASSPHRASE, request, True))
+        status = bytearray(4)
+        fcntl.ioctl(fd, IOC_STATUS, status, True)
+        assert int.from_bytes(status, "little") == STATUS_READY
+        info = bytearray(InfoArg())
+        fcntl.ioctl(fd, IOC_INFO, info, True)
+        assert InfoArg.from_buffer(info).name == b"mock1"
+        assert os.read(fd, 4096).startswith(b"Mock Accelerator Device\n")
+    finally:
+        os.close(fd)
+    with DeviceFile("/dev/mock1") as device:  # O_RDWR, as mock_accel.uapi opens it
+        assert_words(device.passphrase(3), 3, WORDS)
 
 
 def test_ioctl_info_matches_sysfs(kernel):
