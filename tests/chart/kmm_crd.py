@@ -2,14 +2,15 @@
 
 Where it comes from, first found wins:
 1. `$MOCK_ACCEL_KMM_CRD`: a path to KMM's own CRD file;
-2. the cache `~/.cache/mock-accel/kmm/<version>/` (filled by 3.);
-3. the Go module proxy: `go mod download -json <KMM module>@<version>`, then
+2. a KMM checkout (`$KMM_SRC`, tools/kmm: the one the KMM operator is built from);
+3. the cache `~/.cache/mock-accel/kmm/<version>/` (filled by 4.);
+4. the Go module proxy: `go mod download -json <KMM module>@<version>`, then
    `config/crd/bases/kmm.sigs.x-k8s.io_modules.yaml` in the module's directory;
-4. when none of these has it (the module proxy this project can reach refuses KMM's module),
+5. when none of these has it (the module proxy this project can reach refuses KMM's module),
    `transcribed_crd()`: our own structural schema of the part of `Module` the chart writes,
    written from KMM's API reference — field names, types, required fields; closed (unknown fields
    rejected by a Strict dry-run) down every path the chart renders, open elsewhere.
-   `test_transcription_agrees_with_kmm` compares it with the real CRD whenever 1.-3. have it.
+   `test_transcription_agrees_with_kmm` compares it with the real CRD whenever 1.-4. have it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 import yaml
 
 from mock_accel import kubebins
+from tools import gosrc
+from tools.kmm import KMM
 
 KMM_MODULE = "github.com/kubernetes-sigs/kernel-module-management"
 # The commit of KMM's v2.6.0 tag. Its go.mod has no /v2 suffix, so the go command knows the
@@ -67,6 +70,12 @@ def real_crd() -> tuple[dict | None, str]:
     if os.environ.get("MOCK_ACCEL_KMM_CRD"):
         path = Path(os.environ["MOCK_ACCEL_KMM_CRD"])
         return yaml.safe_load(path.read_text()), f"$MOCK_ACCEL_KMM_CRD ({path})"
+    try:
+        src = gosrc.locate(KMM, clone=False)
+    except gosrc.SourceAbsent:
+        pass
+    else:
+        return yaml.safe_load((src / CRD_FILE).read_text()), f"KMM checkout ({src})"
     cached = cache_dir() / Path(CRD_FILE).name
     if cached.is_file():
         return yaml.safe_load(cached.read_text()), f"cache ({cached})"
