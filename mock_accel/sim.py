@@ -54,10 +54,10 @@ from mock_accel.sysfs import (
 # %% auto #0
 __all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log',
            'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PASSPHRASE_MODE', 'PRIVILEGED_STORES', 'CAP_SYS_ADMIN',
-           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'IN_CLOSE_WRITE', 'IN_MOVED_FROM', 'IN_MOVED_TO', 'IN_CREATE',
-           'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig', 'software_uuid', 'software_pci_address',
-           'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode', 'has_cap_sys_admin', 'node_identity',
-           'InotifyWatcher', 'main']
+           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'NODE_WIDE_STORES', 'IN_CLOSE_WRITE', 'IN_MOVED_FROM',
+           'IN_MOVED_TO', 'IN_CREATE', 'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig', 'software_uuid',
+           'software_pci_address', 'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode',
+           'has_cap_sys_admin', 'node_identity', 'InotifyWatcher', 'main']
 
 # %% ../nbs/05_sim.ipynb #feb9dce8
 FW_VERSION = "1.0.0"
@@ -158,6 +158,20 @@ def _error(code: int, detail: str) -> OSError:
 SIM_MARKER = Path("sys") / "bus" / BUS_NAME / ".simulated.json"
 
 
+@contextmanager
+def _device_lock(directory: Path, name: str) -> Iterator[None]:
+    """An exclusive `flock` on a device's directory; ENOENT when the device is gone."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise _error(errno.ENOENT, f"no such device {name}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # releases the lock
+
+
 class SimNode(SysfsNode):
     """A simulated node: a directory tree with the kernel module's ABI."""
 
@@ -166,11 +180,16 @@ class SimNode(SysfsNode):
         return SimConfig(**json.loads((self.root / SIM_MARKER).read_text()))
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, device: str | None = None) -> Iterator[None]:
+        """The node's lock, exclusive; with `device`: shared, and that device's lock."""
         with open(self.root / SIM_MARKER) as marker:
-            fcntl.flock(marker, fcntl.LOCK_EX)
+            fcntl.flock(marker, fcntl.LOCK_SH if device else fcntl.LOCK_EX)
             try:
-                yield
+                if device is None:
+                    yield
+                else:
+                    with _device_lock(self.class_dir / device, device):
+                        yield
             finally:
                 fcntl.flock(marker, fcntl.LOCK_UN)
 
@@ -445,11 +464,14 @@ def ensure(cls: SimNode, root: str | os.PathLike, config: SimConfig = SimConfig(
     return node
 
 # %% ../nbs/05_sim.ipynb #c2a6fefe
+NODE_WIDE_STORES = ("sriov_numvfs", "load_wordlist")   # add or remove devices, or touch all
+
+
 @patch
 def _write(self: SimNode, path: Path, value: str) -> None:
     path = Path(path)
-    with self._locked():
-        if path.parent == self.bus_dir:
+    if path.parent == self.bus_dir:
+        with self._locked():
             handler = {"new_device": self._store_new_device,
                        "del_device": self._store_del_device}.get(path.name)
             if handler is None:
@@ -457,8 +479,11 @@ def _write(self: SimNode, path: Path, value: str) -> None:
             _require_cap_sys_admin(path.name)
             handler(value)
             return
-        name, attribute = path.parent.name, path.name
-        if path.parent.parent != self.class_dir or not (self.class_dir / name).exists():
+    name, attribute = path.parent.name, path.name
+    if path.parent.parent != self.class_dir:
+        raise _error(errno.ENOENT, f"no such device {name}")
+    with self._locked(None if attribute in NODE_WIDE_STORES else name):
+        if not (self.class_dir / name).exists():
             raise _error(errno.ENOENT, f"no such device {name}")
         if attribute not in WRITABLE_ATTRIBUTES + WRITE_ONLY_ATTRIBUTES:
             if (self._device_dir(name) / attribute).exists():
@@ -481,9 +506,7 @@ def _read(self: SimNode, path: Path) -> str:
     if attribute in GENERATED_ATTRIBUTES:
         if not os.access(path, os.R_OK):  # 0400: the owner (root) only
             raise _error(errno.EACCES, f"{attribute} is readable by its owner only")
-        with self._locked():
-            if not (self.class_dir / name).exists():
-                raise _error(errno.ENOENT, f"no such device {name}")
+        with self._locked(name):
             phrase = self._make_passphrase(name, int(self._get(name, "passphrase_count")))
             self._set(name, attribute, phrase)
         return phrase + "\n"
