@@ -606,6 +606,8 @@ def _store_del_device(self: SimNode, value: str) -> None:
 # %% ../nbs/05_sim.ipynb #4a524261
 IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x8, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_IGNORED, IN_ONLYDIR = 0x100, 0x200, 0x8000, 0x1000000
+_DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM   # devices come and go
+_FILE_EVENTS = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE            # a value is stored
 _EVENT = struct.Struct("iIII")   # struct inotify_event: wd, mask, cookie, len (then the name)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -638,10 +640,6 @@ def _read_events(fd: int) -> Iterator[tuple[int, int, str]]:
             yield wd, mask, os.fsdecode(name)
 
 # %% ../nbs/05_sim.ipynb #66fa32bc
-_DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM   # devices come and go
-_FILE_EVENTS = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE            # a value is stored
-
-
 class InotifyWatcher(ChangeWatcher):
     """The simulator's source: inotify on the class directory (devices come and go) and on each
     device directory (a store renames a new file over the attribute)."""
@@ -652,8 +650,11 @@ class InotifyWatcher(ChangeWatcher):
         self._poller.register(self._fd, select.POLLIN)
         self._class_wd: int | None = None
         self._devices: dict[int, str] = {}   # wd -> device name
+        self._stale = True   # devices may have come or gone since the last listing
 
-    def _sync(self) -> bool:
+    def _sync(self) -> bool:   # lists the devices only after the class directory changed
+        if not self._stale:
+            return False
         new = False
         if self._class_wd is None:
             self._class_wd = _add_watch(self._fd, self.node.class_dir, _DIR_EVENTS)
@@ -662,10 +663,12 @@ class InotifyWatcher(ChangeWatcher):
         for wd in [wd for wd, name in self._devices.items() if name not in names]:
             _libc.inotify_rm_watch(self._fd, wd)   # fails harmlessly if it went with its dir
             del self._devices[wd]
+        self._stale = self._class_wd is None
         for name in names - set(self._devices.values()):
             wd = _add_watch(self._fd, self.node.class_dir / name, _FILE_EVENTS)
             if wd is not None:
                 self._devices[wd], new = name, True
+            self._stale = self._stale or wd is None   # going away: list them again next time
         return new
 
     def _consume(self, fd: int) -> bool:
@@ -674,9 +677,10 @@ class InotifyWatcher(ChangeWatcher):
             if mask & IN_IGNORED:   # its directory went away
                 self._devices.pop(wd, None)
                 self._class_wd = None if wd == self._class_wd else self._class_wd
+                self._stale = True
             elif wd == self._class_wd and NAME_PATTERN.fullmatch(name):
                 self._note(None)   # a device came or went
-                changed = True
+                changed = self._stale = True
             elif wd in self._devices and name in self.attributes:
                 self._note(None if name == "sriov_numvfs" else self._devices[wd])
                 changed = True
