@@ -9,6 +9,7 @@ import argparse
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -172,6 +173,11 @@ def _device_lock(directory: Path, name: str) -> Iterator[None]:
         os.close(fd)   # releases the lock
 
 
+@functools.lru_cache(maxsize=4096)
+def _device_path(root: Path, name: str) -> Path:
+    return root / "sys" / "devices" / BUS_NAME / name / CLASS_NAME / name
+
+
 class SimNode(SysfsNode):
     """A simulated node: a directory tree with the kernel module's ABI."""
 
@@ -193,8 +199,8 @@ class SimNode(SysfsNode):
             finally:
                 fcntl.flock(marker, fcntl.LOCK_UN)
 
-    def _device_dir(self, name: str) -> Path:
-        return self.root / "sys" / "devices" / BUS_NAME / name / CLASS_NAME / name
+    def _device_dir(self, name: str) -> Path:   # several per store: built once per name
+        return _device_path(self.root, name)
 
 # %% ../nbs/05_sim.ipynb #22ae9eda
 def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
@@ -607,7 +613,7 @@ def _store_del_device(self: SimNode, value: str) -> None:
 IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x8, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_IGNORED, IN_ONLYDIR = 0x100, 0x200, 0x8000, 0x1000000
 _DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM   # devices come and go
-_FILE_EVENTS = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE            # a value is stored
+_FILE_EVENTS = IN_MOVED_TO   # a value is stored: every store renames a new file over it
 _EVENT = struct.Struct("iIII")   # struct inotify_event: wd, mask, cookie, len (then the name)
 _libc = ctypes.CDLL(None, use_errno=True)
 
