@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from .cdi import CdiError, CdiRegistry, qualified_name
+from .cli import verbose
 from .health import HEALTH_SERVICES
 from .kube import KubeError
 from .slices import is_dns_label, is_dns_subdomain
@@ -524,7 +525,8 @@ def _prepare_claim(self: NodeClaims, ref: ClaimRef) -> list[PreparedDevice]:
     with self._state_lock:
         known = self._claims.get(ref.uid)
     if known is not None:
-        log.info("claim %s is already prepared", ref, extra={"v": 3, "claim": ref.uid})
+        if verbose(3):
+            log.info("claim %s is already prepared", ref, extra={"v": 3, "claim": ref.uid})
         return known.devices
     results = self._read_claim(ref)
     names = list(dict.fromkeys(r["device"] for r in results))
@@ -547,8 +549,9 @@ def _prepare_claim(self: NodeClaims, ref: ClaimRef) -> list[PreparedDevice]:
             for name in held:
                 if self._reserved.get(name) == ref.uid:
                     del self._reserved[name]
-    log.info("prepared claim %s: %s", ref, ", ".join(names) or "no devices of ours",
-             extra={"v": 2, "claim": ref.uid, "devices": names})
+    if verbose(2):
+        log.info("prepared claim %s: %s", ref, ", ".join(names) or "no devices of ours",
+                 extra={"v": 2, "claim": ref.uid, "devices": names})
     return devices
 
 # %% ../nbs/26_claims.ipynb #73a8532a
@@ -583,8 +586,9 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
         others = holders({uid: c for uid, c in self._claims.items() if uid != ref.uid})
     if prepared is None:
         self.cdi.remove_claim_spec(ref.uid)   # a leftover spec never outlives the claim
-        log.info("claim %s was not prepared here; nothing to do", ref,
-                 extra={"v": 3, "claim": ref.uid})
+        if verbose(3):
+            log.info("claim %s was not prepared here; nothing to do", ref,
+                     extra={"v": 3, "claim": ref.uid})
         return
     names = [n for n in dict.fromkeys(d.device for d in prepared.devices if not d.admin_access)
              if n not in others]
@@ -599,8 +603,9 @@ def _unprepare_claim(self: NodeClaims, ref: ClaimRef) -> None:
             raise ClaimError("device_error", f"cannot free device {name}: {err}") from None
     self.cdi.remove_claim_spec(ref.uid)
     self._forget(ref, prepared, names)
-    log.info("unprepared claim %s: freed %s", ref, ", ".join(names) or "nothing",
-             extra={"v": 2, "claim": ref.uid, "devices": names})
+    if verbose(2):
+        log.info("unprepared claim %s: freed %s", ref, ", ".join(names) or "nothing",
+                 extra={"v": 2, "claim": ref.uid, "devices": names})
 
 
 @patch

@@ -18,8 +18,16 @@ from . import __version__
 from .abi import DEFAULT_DRIVER
 
 # %% auto #0
-__all__ = ['JsonFormatter', 'VerbosityFilter', 'configure_logging', 'UsageError', 'build_parser', 'run_controller',
+__all__ = ['verbose', 'JsonFormatter', 'VerbosityFilter', 'configure_logging', 'UsageError', 'build_parser', 'run_controller',
            'run_node_agent', 'main']
+
+# %% ../nbs/30_cli.ipynb #b41d7e25
+_shown_verbosity = 10   # set by configure_logging; until it runs, every record is built
+
+
+def verbose(v: int) -> bool:
+    """Whether our records of verbosity `v` are shown: ask before building one on a hot path."""
+    return v <= _shown_verbosity
 
 # %% ../nbs/30_cli.ipynb #fc5a92fd
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -52,6 +60,7 @@ class VerbosityFilter(logging.Filter):
 
 def configure_logging(verbosity: int = 5, stream=None) -> logging.Handler:
     """Route all logs to `stream` (stderr) as JSON lines, filtered by `verbosity` (0–10)."""
+    global _shown_verbosity
     if not 0 <= verbosity <= 10:
         raise ValueError(f"verbosity {verbosity} is outside 0..10")
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -61,7 +70,9 @@ def configure_logging(verbosity: int = 5, stream=None) -> logging.Handler:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(logging.DEBUG if verbosity >= 5 else logging.INFO if verbosity else
+                  logging.WARNING)   # below it, no record is built at all
+    _shown_verbosity = verbosity
     return handler
 
 # %% ../nbs/30_cli.ipynb #17b4789a

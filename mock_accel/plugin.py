@@ -29,6 +29,7 @@ from mock_accel.claims import (
     NodeClaims,
     PluginConfig,
 )
+from .cli import verbose
 from .health import HealthWatcher, add_health_servicers
 from mock_accel.proto import (
     dra_v1_pb2,
@@ -129,8 +130,9 @@ class DraV1beta1Servicer(DraServicer, dra_v1beta1_pb2_grpc.DRAPluginServicer):
 def NodePrepareResources(self: DraServicer, request, context):
     """Prepare the request's claims; one answer per claim UID."""
     refs = _claim_refs(request)
-    log.info("NodePrepareResources %s", ", ".join(map(str, refs)),
-             extra={"v": 4, "api": self.version})
+    if verbose(4):
+        log.info("NodePrepareResources %s", ", ".join(map(str, refs)),
+                 extra={"v": 4, "api": self.version})
     response = self.pb2.NodePrepareResourcesResponse()
     for uid, result in self.plugin.prepare(refs).items():
         answer = response.claims[uid]
@@ -145,8 +147,9 @@ def NodePrepareResources(self: DraServicer, request, context):
 def NodeUnprepareResources(self: DraServicer, request, context):
     """Unprepare the request's claims; one answer per claim UID."""
     refs = _claim_refs(request)
-    log.info("NodeUnprepareResources %s", ", ".join(map(str, refs)),
-             extra={"v": 4, "api": self.version})
+    if verbose(4):
+        log.info("NodeUnprepareResources %s", ", ".join(map(str, refs)),
+                 extra={"v": 4, "api": self.version})
     response = self.pb2.NodeUnprepareResourcesResponse()
     for uid, result in self.plugin.unprepare(refs).items():
         response.claims[uid].error = result.error

@@ -9,6 +9,7 @@ import argparse
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -48,16 +49,17 @@ from mock_accel.sysfs import (
     WATCHED_ATTRIBUTES,
     ChangeWatcher,
     SysfsNode,
+    _kinds,
     parse_name,
 )
 
 # %% auto #0
 __all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log',
            'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PASSPHRASE_MODE', 'PRIVILEGED_STORES', 'CAP_SYS_ADMIN',
-           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'IN_CLOSE_WRITE', 'IN_MOVED_FROM', 'IN_MOVED_TO', 'IN_CREATE',
-           'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig', 'software_uuid', 'software_pci_address',
-           'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode', 'has_cap_sys_admin', 'node_identity',
-           'InotifyWatcher', 'main']
+           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'NODE_WIDE_STORES', 'IN_ATTRIB', 'IN_CLOSE_WRITE', 'IN_MOVED_FROM',
+           'IN_MOVED_TO', 'IN_CREATE', 'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig', 'software_uuid',
+           'software_pci_address', 'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode',
+           'has_cap_sys_admin', 'node_identity', 'InotifyWatcher', 'main']
 
 # %% ../nbs/05_sim.ipynb #feb9dce8
 FW_VERSION = "1.0.0"
@@ -158,6 +160,25 @@ def _error(code: int, detail: str) -> OSError:
 SIM_MARKER = Path("sys") / "bus" / BUS_NAME / ".simulated.json"
 
 
+@contextmanager
+def _device_lock(directory: Path, name: str) -> Iterator[None]:
+    """An exclusive `flock` on a device's directory; ENOENT when the device is gone."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise _error(errno.ENOENT, f"no such device {name}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # releases the lock
+
+
+@functools.lru_cache(maxsize=4096)
+def _device_path(root: Path, name: str) -> Path:
+    return root / "sys" / "devices" / BUS_NAME / name / CLASS_NAME / name
+
+
 class SimNode(SysfsNode):
     """A simulated node: a directory tree with the kernel module's ABI."""
 
@@ -166,16 +187,21 @@ class SimNode(SysfsNode):
         return SimConfig(**json.loads((self.root / SIM_MARKER).read_text()))
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, device: str | None = None) -> Iterator[None]:
+        """The node's lock, exclusive; with `device`: shared, and that device's lock."""
         with open(self.root / SIM_MARKER) as marker:
-            fcntl.flock(marker, fcntl.LOCK_EX)
+            fcntl.flock(marker, fcntl.LOCK_SH if device else fcntl.LOCK_EX)
             try:
-                yield
+                if device is None:
+                    yield
+                else:
+                    with _device_lock(self.class_dir / device, device):
+                        yield
             finally:
                 fcntl.flock(marker, fcntl.LOCK_UN)
 
-    def _device_dir(self, name: str) -> Path:
-        return self.root / "sys" / "devices" / BUS_NAME / name / CLASS_NAME / name
+    def _device_dir(self, name: str) -> Path:   # several per store: built once per name
+        return _device_path(self.root, name)
 
 # %% ../nbs/05_sim.ipynb #22ae9eda
 def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
@@ -445,11 +471,14 @@ def ensure(cls: SimNode, root: str | os.PathLike, config: SimConfig = SimConfig(
     return node
 
 # %% ../nbs/05_sim.ipynb #c2a6fefe
+NODE_WIDE_STORES = ("sriov_numvfs", "load_wordlist")   # add or remove devices, or touch all
+
+
 @patch
 def _write(self: SimNode, path: Path, value: str) -> None:
     path = Path(path)
-    with self._locked():
-        if path.parent == self.bus_dir:
+    if path.parent == self.bus_dir:
+        with self._locked():
             handler = {"new_device": self._store_new_device,
                        "del_device": self._store_del_device}.get(path.name)
             if handler is None:
@@ -457,8 +486,11 @@ def _write(self: SimNode, path: Path, value: str) -> None:
             _require_cap_sys_admin(path.name)
             handler(value)
             return
-        name, attribute = path.parent.name, path.name
-        if path.parent.parent != self.class_dir or not (self.class_dir / name).exists():
+    name, attribute = path.parent.name, path.name
+    if path.parent.parent != self.class_dir:
+        raise _error(errno.ENOENT, f"no such device {name}")
+    with self._locked(None if attribute in NODE_WIDE_STORES else name):
+        if not (self.class_dir / name).exists():
             raise _error(errno.ENOENT, f"no such device {name}")
         if attribute not in WRITABLE_ATTRIBUTES + WRITE_ONLY_ATTRIBUTES:
             if (self._device_dir(name) / attribute).exists():
@@ -481,9 +513,7 @@ def _read(self: SimNode, path: Path) -> str:
     if attribute in GENERATED_ATTRIBUTES:
         if not os.access(path, os.R_OK):  # 0400: the owner (root) only
             raise _error(errno.EACCES, f"{attribute} is readable by its owner only")
-        with self._locked():
-            if not (self.class_dir / name).exists():
-                raise _error(errno.ENOENT, f"no such device {name}")
+        with self._locked(name):
             phrase = self._make_passphrase(name, int(self._get(name, "passphrase_count")))
             self._set(name, attribute, phrase)
         return phrase + "\n"
@@ -581,8 +611,10 @@ def _store_del_device(self: SimNode, value: str) -> None:
     self._remove_device(pf)
 
 # %% ../nbs/05_sim.ipynb #4a524261
-IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x8, 0x40, 0x80
+IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x4, 0x8, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_IGNORED, IN_ONLYDIR = 0x100, 0x200, 0x8000, 0x1000000
+_DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM   # devices come and go
+_FILE_EVENTS = IN_ATTRIB   # a store renamed a new file over this one: its link count dropped
 _EVENT = struct.Struct("iIII")   # struct inotify_event: wd, mask, cookie, len (then the name)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -594,9 +626,10 @@ def _inotify_init() -> int:
     return fd
 
 
-def _add_watch(fd: int, path: Path, mask: int) -> int | None:
+def _add_watch(fd: int, path: Path, mask: int, directory: bool = True) -> int | None:
     """The watch descriptor of `path` (a link is followed), None when it cannot be watched."""
-    wd = _libc.inotify_add_watch(fd, os.fsencode(path), ctypes.c_uint32(mask | IN_ONLYDIR))
+    mask |= IN_ONLYDIR if directory else 0
+    wd = _libc.inotify_add_watch(fd, os.fsencode(path), ctypes.c_uint32(mask))
     return None if wd < 0 else wd
 
 
@@ -615,53 +648,65 @@ def _read_events(fd: int) -> Iterator[tuple[int, int, str]]:
             yield wd, mask, os.fsdecode(name)
 
 # %% ../nbs/05_sim.ipynb #66fa32bc
-_DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM   # devices come and go
-_FILE_EVENTS = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE            # a value is stored
-
-
 class InotifyWatcher(ChangeWatcher):
-    """The simulator's source: inotify on the class directory (devices come and go) and on each
-    device directory (a store renames a new file over the attribute)."""
+    """The simulator's source: inotify on the class directory (devices come and go) and on the
+    file of each watched attribute (a store renames a new file over it)."""
 
     def __init__(self, node: SimNode, attributes: tuple[str, ...] = WATCHED_ATTRIBUTES):
         super().__init__(node, attributes)
         self._fd = _inotify_init()
         self._poller.register(self._fd, select.POLLIN)
         self._class_wd: int | None = None
-        self._devices: dict[int, str] = {}   # wd -> device name
+        self._files: dict[int, tuple[str, str]] = {}   # wd -> (device, attribute)
+        self._stale = True   # devices may have come or gone since the last listing
 
-    def _sync(self) -> bool:
+    def _watch_file(self, key: tuple[str, str]) -> bool:
+        """Watch the file of (device, attribute) as it is now; False when it is not there."""
+        wd = _add_watch(self._fd, self.node.attribute_path(*key), _FILE_EVENTS, directory=False)
+        if wd is not None:
+            self._files[wd] = key
+        self._stale = self._stale or wd is None   # going away: list them again next time
+        return wd is not None
+
+    def _sync(self) -> bool:   # lists the devices only after the class directory changed
+        if not self._stale:
+            return False
         new = False
         if self._class_wd is None:
             self._class_wd = _add_watch(self._fd, self.node.class_dir, _DIR_EVENTS)
             new = self._class_wd is not None
-        names = set(self.node.names())
-        for wd in [wd for wd, name in self._devices.items() if name not in names]:
-            _libc.inotify_rm_watch(self._fd, wd)   # fails harmlessly if it went with its dir
-            del self._devices[wd]
-        for name in names - set(self._devices.values()):
-            wd = _add_watch(self._fd, self.node.class_dir / name, _FILE_EVENTS)
-            if wd is not None:
-                self._devices[wd], new = name, True
+        wanted = {(name, a) for name in self.node.names() for a in self.attributes
+                  if ("pf" if parse_name(name)[1] is None else "vf") in _kinds(a)}
+        for wd in [wd for wd, key in self._files.items() if key not in wanted]:
+            _libc.inotify_rm_watch(self._fd, wd)   # fails harmlessly if it went with its file
+            del self._files[wd]
+        self._stale = self._class_wd is None
+        for key in wanted - set(self._files.values()):
+            new = self._watch_file(key) or new
         return new
-
-    def _consume(self, fd: int) -> bool:
-        changed = False
-        for wd, mask, name in _read_events(fd):
-            if mask & IN_IGNORED:   # its directory went away
-                self._devices.pop(wd, None)
-                self._class_wd = None if wd == self._class_wd else self._class_wd
-            elif wd == self._class_wd and NAME_PATTERN.fullmatch(name):
-                self._note(None)   # a device came or went
-                changed = True
-            elif wd in self._devices and name in self.attributes:
-                self._note(None if name == "sriov_numvfs" else self._devices[wd])
-                changed = True
-        return changed
 
     def _close_sources(self) -> None:
         self._poller.unregister(self._fd)
         os.close(self._fd)
+
+# %% ../nbs/05_sim.ipynb #e7a41c3d
+@patch
+def _consume(self: InotifyWatcher, fd: int) -> bool:
+    changed = False
+    for wd, mask, name in _read_events(fd):
+        if wd == self._class_wd:
+            if mask & IN_IGNORED:   # the class directory went away
+                self._class_wd, self._stale = None, True
+            elif NAME_PATTERN.fullmatch(name):
+                self._note(None)   # a device came or went
+                changed = self._stale = True
+        elif wd in self._files:
+            key = self._files.pop(wd) if mask & IN_IGNORED else self._files[wd]
+            if mask & IN_ATTRIB:   # replaced (or removed): watch the file there now
+                self._watch_file(key)
+                self._note(None if key[1] == "sriov_numvfs" else key[0])
+                changed = True
+    return changed
 
 # %% ../nbs/05_sim.ipynb #98fa22f2
 @patch
