@@ -250,9 +250,20 @@ def wait_for_socket(self: KubeletEmulator, name: str | None = None,
 # %% ../nbs/15_kubelet.ipynb #a71d586f
 @patch
 def get_info(self: KubeletEmulator, socket: Path) -> Any:
-    with grpc.insecure_channel(_unix(socket)) as channel:
-        stub = pluginregistration_v1_pb2_grpc.RegistrationStub(channel)
-        return stub.GetInfo(pluginregistration_v1_pb2.InfoRequest(), timeout=self.timeout)
+    """GetInfo. A socket that refuses connections (its file is made before the plugin listens;
+    a killed plugin's file stays) is asked again until `timeout`, as the kubelet's plugin
+    manager retries a failed registration on its next reconcile."""
+    def ask() -> Any:
+        with grpc.insecure_channel(_unix(socket)) as channel:
+            stub = pluginregistration_v1_pb2_grpc.RegistrationStub(channel)
+            try:
+                return stub.GetInfo(pluginregistration_v1_pb2.InfoRequest(),
+                                    timeout=self.timeout)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                return None
+    return wait_until(ask, self.timeout, f"GetInfo on {socket}", interval=0.05)
 
 
 @patch
