@@ -22,6 +22,7 @@ def fail(err: OSError) -> None:
 
 
 def own(top: str, uid: int, gid: int) -> None:
+    top = os.path.realpath(top)  # a mount point; the local chart runner links it instead
     for directory, dirs, files in os.walk(top, onerror=fail):
         for path in [directory, *(os.path.join(directory, n) for n in dirs + files)]:
             os.chown(path, uid, gid, follow_symlinks=False)

@@ -21,8 +21,9 @@ HOST_DIR = "/var/lib/mock-accel/sim"
 
 
 def init_container(objs):
-    (init,) = daemonset(objs, "node-agent")["spec"]["template"]["spec"]["initContainers"]
-    return init
+    inits = daemonset(objs, "node-agent")["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in inits] == ["node-dirs", "simulate"]  # the tree is the agent's
+    return inits[1]
 
 
 def test_lint_strict():
@@ -34,7 +35,8 @@ def test_renders_no_kernel_module_objects():
     objs = render(*SIM)
     assert not find(objs, "Module")
     assert not [o for o in objs if o["kind"] == "ConfigMap" and "kmod" in o["metadata"]["name"]]
-    assert "initContainers" not in daemonset(render(), "node-agent")["spec"]["template"]["spec"]
+    assert [c["name"] for c in daemonset(render(), "node-agent")["spec"]["template"]["spec"][
+        "initContainers"]] == ["node-dirs"]
 
 
 def test_daemonsets_serve_the_simulated_tree():
