@@ -14,7 +14,8 @@ directories, /var/run/cdi and its /tmp. The agent runs as uid 65532 with the mod
 `status_gid` as its group (item 1), owns the tree and its kubelet directories (the `node-dirs`
 init container), and adds files to /var/run/cdi through an ACL entry but cannot write, replace
 or remove another vendor's spec there (a dummy one made on the node first; the directory keeps
-its owner). The report lands in artifacts/kind/privilege.json.
+its owner). The report lands in artifacts/kind/privilege.json. And why `node-dirs` exists: a
+pod's `fsGroup` does not reach a hostPath (a busybox pod as 65532 cannot write one).
 """
 from __future__ import annotations
 
@@ -163,3 +164,31 @@ def test_node_agent_cannot_write_other_drivers_sockets_or_node_sysfs(kind, agent
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "privilege.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+def _phase(c, name: str) -> str | None:
+    phase = c.kubectl_run("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
+    return phase if phase in ("Succeeded", "Failed") else None
+
+
+def test_fs_group_does_not_reach_a_host_path(kind):
+    """Why the chart has `node-dirs`: the kubelet makes a `DirectoryOrCreate` hostPath root's
+    and ignores the pod's `fsGroup` for it, so a non-root container cannot write there."""
+    node, path = kind.device_nodes()[0], "/var/lib/mock-accel-fsgroup-check"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fsgroup-hostpath"},
+           "spec": {"restartPolicy": "Never", "nodeName": node,
+                    "securityContext": {"runAsUser": AGENT_UID, "runAsGroup": AGENT_UID,
+                                        "fsGroup": AGENT_UID},
+                    "volumes": [{"name": "dir", "hostPath": {"path": path,
+                                                             "type": "DirectoryOrCreate"}}],
+                    "containers": [{
+                        "name": "probe", "image": "busybox:latest",
+                        "command": ["sh", "-c", "stat -c '%u %g %a' /dir; "
+                                    "touch /dir/x 2>/dev/null && echo writable || echo refused"],
+                        "volumeMounts": [{"name": "dir", "mountPath": "/dir"}]}]}}
+    kind.kubectl_run("apply", "-f", "-", input=json.dumps(pod))
+    assert wait_until(lambda: _phase(kind, "fsgroup-hostpath"), timeout=180, interval=2,
+                      what="pod fsgroup-hostpath to finish") == "Succeeded"
+    out = kind.kubectl_run("logs", "fsgroup-hostpath").stdout.split("\n")
+    assert out[:2] == ["0 0 755", "refused"], out
+    run("docker", "exec", node, "rmdir", path)
