@@ -197,7 +197,7 @@ def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
         return
     temporary = path.with_name(f".{path.name}.writing")
     temporary.write_text(text)
-    if old:
+    if old and temporary.stat().st_gid != old.st_gid:  # the writer's group: CAP_CHOWN (root)
         os.chown(temporary, -1, old.st_gid)
     if old or mode is not None:
         temporary.chmod(old.st_mode & 0o7777 if old else mode)
