@@ -182,8 +182,9 @@ class SimNode(SysfsNode):
 # %% ../nbs/05_sim.ipynb #22ae9eda
 def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
     """Replace `path` with `text` in one rename (no torn values; no fsync: not for power loss).
-    An existing file keeps its mode and group (`mode` is a new file's). A writer that may
-    write the file but not its directory (the `status_gid` group) rewrites it in place."""
+    An existing file keeps its mode, group and (root writing) owner, as sysfs files do; `mode`
+    is a new file's. A writer that may write the file but not its directory (the `status_gid`
+    group) rewrites it in place."""
     try:
         old = path.stat()
     except FileNotFoundError:
@@ -197,8 +198,12 @@ def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
         return
     temporary = path.with_name(f".{path.name}.writing")
     temporary.write_text(text)
-    if old and temporary.stat().st_gid != old.st_gid:  # the writer's group: CAP_CHOWN (root)
-        os.chown(temporary, -1, old.st_gid)
+    if old:  # another owner or group than the writer's: root with CAP_CHOWN gives it back
+        now = temporary.stat()
+        uid = old.st_uid if now.st_uid != old.st_uid and os.geteuid() == 0 else -1
+        gid = old.st_gid if now.st_gid != old.st_gid else -1
+        if (uid, gid) != (-1, -1):
+            os.chown(temporary, uid, gid)
     if old or mode is not None:
         temporary.chmod(old.st_mode & 0o7777 if old else mode)
     os.replace(temporary, path)
