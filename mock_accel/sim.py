@@ -198,14 +198,14 @@ def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
         return
     temporary = path.with_name(f".{path.name}.writing")
     temporary.write_text(text)
+    if old or mode is not None:  # first: once given away, a chmod would need CAP_FOWNER
+        temporary.chmod(old.st_mode & 0o7777 if old else mode)
     if old:  # another owner or group than the writer's: root with CAP_CHOWN gives it back
         now = temporary.stat()
         uid = old.st_uid if now.st_uid != old.st_uid and os.geteuid() == 0 else -1
         gid = old.st_gid if now.st_gid != old.st_gid else -1
         if (uid, gid) != (-1, -1):
             os.chown(temporary, uid, gid)
-    if old or mode is not None:
-        temporary.chmod(old.st_mode & 0o7777 if old else mode)
     os.replace(temporary, path)
 
 
