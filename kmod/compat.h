@@ -20,6 +20,15 @@
 #endif
 
 /*
+ * 6.2: class get_ownership() takes a const struct device too.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+#define MOCK_ACCEL_OWNERSHIP_CONST const
+#else
+#define MOCK_ACCEL_OWNERSHIP_CONST
+#endif
+
+/*
  * 6.3: bus attribute show/store callbacks take a const struct bus_type.
  */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)

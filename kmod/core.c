@@ -17,6 +17,8 @@
 #include <linux/idr.h>
 #include <linux/module.h>
 #include <linux/slab.h>
+#include <linux/uidgid.h>
+#include <linux/user_namespace.h>
 
 #include "compat.h"
 #include "mock_accel.h"
@@ -24,6 +26,16 @@
 unsigned short mock_accel_dev_mode = 0600;
 module_param_named(dev_mode, mock_accel_dev_mode, ushort, 0444);
 MODULE_PARM_DESC(dev_mode, "mode of the /dev nodes (default 0600)");
+
+/*
+ * The group of the devices' sysfs files, and with it a group-writable
+ * status (0664): a non-root agent in that group marks its devices
+ * allocated and can write nothing else.  -1: root:root, status 0644.
+ */
+int mock_accel_status_gid = -1;
+module_param_named(status_gid, mock_accel_status_gid, int, 0444);
+MODULE_PARM_DESC(status_gid,
+		 "group of the devices' sysfs files; status becomes 0664 (default -1: root, 0644)");
 
 /* protects mock_accel_minors, mock_accel_ids, ->published, ->vfs */
 DEFINE_MUTEX(mock_accel_lock);
@@ -41,9 +53,18 @@ static char *mock_accel_devnode(MOCK_ACCEL_DEVNODE_CONST struct device *dev,
 	return NULL;
 }
 
+/* the class devices' directories and attribute files get status_gid */
+static void mock_accel_get_ownership(MOCK_ACCEL_OWNERSHIP_CONST struct device *dev,
+				     kuid_t *uid, kgid_t *gid)
+{
+	if (mock_accel_status_gid >= 0)
+		*gid = make_kgid(&init_user_ns, mock_accel_status_gid);
+}
+
 static struct class mock_accel_class = {
 	.name = MOCK_ACCEL_NAME,
 	.devnode = mock_accel_devnode,
+	.get_ownership = mock_accel_get_ownership,
 };
 
 /**
@@ -321,6 +342,13 @@ static int __init mock_accel_init(void)
 	if (mock_accel_dev_mode & ~0777) {
 		pr_err("invalid dev_mode %#o (must be within 0777)\n",
 		       mock_accel_dev_mode);
+		return -EINVAL;
+	}
+	if (mock_accel_status_gid < -1 ||
+	    (mock_accel_status_gid >= 0 &&
+	     !gid_valid(make_kgid(&init_user_ns, mock_accel_status_gid)))) {
+		pr_err("invalid status_gid %d (must be -1 or a group id)\n",
+		       mock_accel_status_gid);
 		return -EINVAL;
 	}
 	ret = mock_accel_soft_check_params();

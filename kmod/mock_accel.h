@@ -127,6 +127,7 @@ static inline bool mock_accel_is_vf(const struct mock_accel_dev *adev)
 /* core.c */
 extern struct mutex mock_accel_lock;
 extern unsigned short mock_accel_dev_mode;
+extern int mock_accel_status_gid;
 extern struct device *mock_accel_root;
 struct mock_accel_dev *
 mock_accel_dev_alloc(const struct mock_accel_backend *ops, void *priv);

@@ -317,6 +317,9 @@ static umode_t mock_accel_attr_visible(struct kobject *kobj,
 	if ((attr == &dev_attr_sriov_totalvfs.attr ||
 	     attr == &dev_attr_sriov_numvfs.attr) && vf)
 		return 0;
+	/* the one file the status_gid group may write (kmod/ABI.md) */
+	if (attr == &dev_attr_status.attr && mock_accel_status_gid >= 0)
+		return 0664;
 	return attr->mode;
 }
 

@@ -55,11 +55,11 @@ from mock_accel.sysfs import (
 
 # %% auto #0
 __all__ = ['FW_VERSION', 'REVISION', 'MAX_PF_ID', 'MAX_TOTAL_VFS', 'MAX_NUMA_NODES', 'SW_DOMAIN_BASE', 'log',
-           'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PASSPHRASE_MODE', 'PRIVILEGED_STORES', 'CAP_SYS_ADMIN',
-           'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'NODE_WIDE_STORES', 'IN_ATTRIB', 'IN_CLOSE_WRITE', 'IN_MOVED_FROM',
-           'IN_MOVED_TO', 'IN_CREATE', 'IN_DELETE', 'IN_IGNORED', 'IN_ONLYDIR', 'SimConfig', 'software_uuid',
-           'software_pci_address', 'software_pcie_root', 'default_uuid_seed', 'kstrtoull', 'SimNode',
-           'has_cap_sys_admin', 'node_identity', 'InotifyWatcher', 'main']
+           'PLACEHOLDER_SYSTEM_UUIDS', 'SIM_MARKER', 'PASSPHRASE_MODE', 'STATUS_GROUP_MODE', 'DEV_GROUP_MODE',
+           'PRIVILEGED_STORES', 'CAP_SYS_ADMIN', 'PCI_DOMAIN_FIRST', 'PCI_DOMAIN_BLOCKS', 'NODE_WIDE_STORES',
+           'IN_ATTRIB', 'IN_CLOSE_WRITE', 'IN_MOVED_FROM', 'IN_MOVED_TO', 'IN_CREATE', 'IN_DELETE', 'IN_IGNORED',
+           'IN_ONLYDIR', 'SimConfig', 'software_uuid', 'software_pci_address', 'software_pcie_root',
+           'default_uuid_seed', 'kstrtoull', 'SimNode', 'has_cap_sys_admin', 'node_identity', 'InotifyWatcher', 'main']
 
 # %% ../nbs/05_sim.ipynb #feb9dce8
 FW_VERSION = "1.0.0"
@@ -83,6 +83,7 @@ class SimConfig:
     uuid_seed: int = 0
     firmware: str | None = None
     pci_domain: int = SW_DOMAIN_BASE  # simulation only: NUMA node n is domain pci_domain + n
+    status_gid: int = -1  # -1: root-owned; else that group, and status 0664
 
     def check(self) -> None:
         """Refuse values the module would refuse at load time."""
@@ -92,7 +93,8 @@ class SimConfig:
                  ("total_vfs", 0 <= self.total_vfs <= MAX_TOTAL_VFS),
                  ("num_vfs", 0 <= self.num_vfs <= self.total_vfs),
                  ("uuid_seed", 0 <= self.uuid_seed < 2**64),
-                 ("pci_domain", 0 <= self.pci_domain <= 0x10000 - self.numa_nodes)]
+                 ("pci_domain", 0 <= self.pci_domain <= 0x10000 - self.numa_nodes),
+                 ("status_gid", -1 <= self.status_gid < 2**31)]  # an int parameter
         for name, ok in rules:
             if not ok:
                 raise ValueError(f"invalid module parameter {name}={getattr(self, name)}")
@@ -205,11 +207,31 @@ class SimNode(SysfsNode):
 
 # %% ../nbs/05_sim.ipynb #22ae9eda
 def _replace_text(path: Path, text: str, mode: int | None = None) -> None:
-    """Replace `path` with `text` in one rename (no torn values; no fsync: not for power loss)."""
+    """Replace `path` with `text` in one rename (no torn values; no fsync: not for power loss).
+    An existing file keeps its mode, group and (root writing) owner, as sysfs files do; `mode`
+    is a new file's. A writer that may write the file but not its directory (the `status_gid`
+    group) rewrites it in place."""
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        old = None
+    if old and not os.access(path.parent, os.W_OK | os.X_OK, effective_ids=True):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, os.write(fd, text.encode()))  # status: same length, never torn
+        finally:
+            os.close(fd)
+        return
     temporary = path.with_name(f".{path.name}.writing")
     temporary.write_text(text)
-    if mode is not None:
-        temporary.chmod(mode)
+    if old or mode is not None:  # first: once given away, a chmod would need CAP_FOWNER
+        temporary.chmod(old.st_mode & 0o7777 if old else mode)
+    if old:  # another owner or group than the writer's: root with CAP_CHOWN gives it back
+        now = temporary.stat()
+        uid = old.st_uid if now.st_uid != old.st_uid and os.geteuid() == 0 else -1
+        gid = old.st_gid if now.st_gid != old.st_gid else -1
+        if (uid, gid) != (-1, -1):
+            os.chown(temporary, uid, gid)
     os.replace(temporary, path)
 
 
@@ -288,6 +310,8 @@ def _refresh_dev(self: SimNode, name: str) -> None:
 
 # %% ../nbs/05_sim.ipynb #b7e0a72c
 PASSPHRASE_MODE = 0o400
+STATUS_GROUP_MODE = 0o664  # status under status_gid; every other mode has no group write bit
+DEV_GROUP_MODE = 0o620  # the /dev stand-in: the group rewrites the summary it cannot read
 PRIVILEGED_STORES = ("inject_fault", "sriov_numvfs", "load_wordlist", "new_device", "del_device")
 CAP_SYS_ADMIN = 21
 
@@ -306,6 +330,28 @@ def _require_cap_sys_admin(store: str) -> None:
     if not has_cap_sys_admin():
         raise _error(errno.EPERM, f"{store} needs CAP_SYS_ADMIN")
 
+
+def _require_open_for_writing(path: Path) -> None:
+    """The permission check of the kernel's open(): mode, owner and group of the file, with
+    the caller's effective ids and capabilities (faccessat2; no open: no inotify event)."""
+    if not os.access(path, os.W_OK, effective_ids=True):
+        raise _error(errno.EACCES, f"{path.name}: permission denied")
+
+
+@patch
+def _give_group(self: SimNode, name: str) -> None:
+    """Under `status_gid`, the class device's directory and files get that group (the
+    module's `get_ownership`), `status` becomes 0664 and the `/dev` stand-in 0620."""
+    gid = self.config.status_gid
+    if gid < 0:
+        return
+    directory = self._device_dir(name)
+    for path in [directory, *directory.iterdir(), self.dev_path(name)]:
+        if not path.is_symlink():
+            os.chown(path, -1, gid)
+    (directory / "status").chmod(STATUS_GROUP_MODE)
+    self.dev_path(name).chmod(DEV_GROUP_MODE)
+
 # %% ../nbs/05_sim.ipynb #34f234f0
 @patch
 def _add_device(self: SimNode, name: str, attributes: dict[str, str]) -> None:
@@ -322,6 +368,7 @@ def _add_device(self: SimNode, name: str, attributes: dict[str, str]) -> None:
     (directory / "device").symlink_to(Path("..") / "..")
     (self.class_dir / name).symlink_to(os.path.relpath(directory, self.class_dir))
     self._refresh_dev(name)
+    self._give_group(name)
 
 
 @patch
@@ -483,6 +530,7 @@ def _write(self: SimNode, path: Path, value: str) -> None:
                        "del_device": self._store_del_device}.get(path.name)
             if handler is None:
                 raise _error(errno.EACCES, f"{path.name} is not writable")
+            _require_open_for_writing(path)
             _require_cap_sys_admin(path.name)
             handler(value)
             return
@@ -496,6 +544,8 @@ def _write(self: SimNode, path: Path, value: str) -> None:
             if (self._device_dir(name) / attribute).exists():
                 raise _error(errno.EACCES, f"{attribute} is read-only")
             raise _error(errno.ENOENT, f"no attribute {attribute}")
+        if (self._device_dir(name) / attribute).exists():
+            _require_open_for_writing(self._device_dir(name) / attribute)
         if attribute in PRIVILEGED_STORES and (self._device_dir(name) / attribute).exists():
             _require_cap_sys_admin(attribute)
         getattr(self, f"_store_{attribute}")(name, value)
@@ -728,7 +778,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m mock_accel.sim") 
     for sub, options in ((create, ("uuid_seed", "pci_domain")), (ensure, ())):
         sub.add_argument("root", type=Path)
         for option in ("num_devices", "numa_nodes", "memory_size", "total_vfs", "num_vfs",
-                       *options):
+                       "status_gid", *options):
             sub.add_argument(f"--{option.replace('_', '-')}", type=int,
                              default=getattr(defaults, option))
         sub.add_argument("--firmware", default=None, help=f"path of {FIRMWARE_NAME}")

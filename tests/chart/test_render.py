@@ -312,8 +312,9 @@ def test_host_paths_and_privileges():
         assert not sc.get("privileged") and sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"] == {"drop": ["ALL"]} and sc["readOnlyRootFilesystem"] is True
         assert not pod.get("hostNetwork") and not pod.get("hostPID")
-    assert container(ctrl)["securityContext"]["runAsNonRoot"] is True
-    assert container(agent)["securityContext"]["runAsUser"] == 0
+    for ds in (ctrl, agent):
+        sc = container(ds)["securityContext"]
+        assert (sc["runAsNonRoot"], sc["runAsUser"], sc["runAsGroup"]) == (True, 65532, 65532)
 
 
 PLUGIN_DIR = f"/var/lib/kubelet/plugins/{DRIVER}"
@@ -349,6 +350,66 @@ def test_node_agent_writes_only_its_own_host_paths(mode):
                       "node-agent")
     assert {f"{kubelet}/plugins/x.example.org", f"{kubelet}/plugins_registry/x.example.org"} \
         <= set(host_mounts(other))
+
+
+STATUS_GID = 64321  # values.yaml: kernelModule.parameters.status_gid
+
+
+def init_containers(ds) -> dict[str, dict]:
+    return {c["name"]: c for c in ds["spec"]["template"]["spec"].get("initContainers", [])}
+
+
+@pytest.mark.parametrize("mode", ["module", "simulation", "prebuilt"])
+def test_node_agent_runs_as_non_root_in_the_status_group(mode):
+    """Issue 17 item 1: uid 65532, no capabilities, the module's `status_gid` as its only
+    extra group (the module and the pod get the same value); the `node-dirs` init container,
+    root with CAP_CHOWN alone, gives it its kubelet directories (and the simulated tree) and
+    an ACL entry on /var/run/cdi; the simulator's init container runs as the agent."""
+    sets = {"module": (), "simulation": ("simulation.enabled=true",),
+            "prebuilt": MODES["prebuilt"]}[mode]
+    objs = render(*sets)
+    agent = daemonset(objs, "node-agent")
+    pod = agent["spec"]["template"]["spec"]
+    sc = container(agent)["securityContext"]
+    assert (sc["runAsNonRoot"], sc["runAsUser"], sc["runAsGroup"]) == (True, 65532, 65532)
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["allowPrivilegeEscalation"] is False
+    assert pod["securityContext"]["supplementalGroups"] == [STATUS_GID]
+    if mode == "prebuilt":
+        params = module(objs)["spec"]["moduleLoader"]["container"]["modprobe"]["parameters"]
+        assert f"status_gid={STATUS_GID}" in params
+    inits = init_containers(agent)
+    assert list(inits) == ["node-dirs", "simulate"][:1 + (mode == "simulation")]
+    dirs = inits["node-dirs"]
+    assert dirs["securityContext"] == {
+        "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}}
+    assert dirs["command"] == ["python3", "-c", (CHART / "files" / "node-dirs.py").read_text()]
+    owned = [PLUGIN_DIR, REGISTRY_DIR] + (["/host"] if mode == "simulation" else [])
+    assert dirs["args"] == ["65532", "65532", "/var/run/cdi", *owned]
+    mounts = {m["mountPath"]: m["name"] for m in dirs["volumeMounts"]}
+    assert set(mounts) == {"/var/run/cdi", *owned} and not any(
+        m.get("readOnly") for m in dirs["volumeMounts"])
+    if mode == "simulation":
+        assert inits["simulate"]["securityContext"] == sc  # builds the tree as its owner
+    # no read-write hostPath under /sys but the device tree's, whose `status` files are the
+    # only ones the group may write on a module node (kmod/ABI.md, tests/kernel/guest)
+    assert [m for m, (p, ro, _) in host_mounts(agent).items()
+            if p.startswith("/sys") and not ro] == ([] if mode == "simulation"
+                                                    else ["/host/sys/devices"])
+
+
+def test_node_agent_as_root_or_without_a_status_group():
+    """`runAsUser: 0` needs no `node-dirs`; `status_gid: null` gives the pod no extra group."""
+    agent = daemonset(render("draDriver.nodeAgent.securityContext.runAsUser=0",
+                             "draDriver.nodeAgent.securityContext.runAsNonRoot=false",
+                             "kernelModule.parameters.status_gid=null"), "node-agent")
+    assert "initContainers" not in agent["spec"]["template"]["spec"]
+    assert "supplementalGroups" not in agent["spec"]["template"]["spec"]["securityContext"]
+    sim = daemonset(render("simulation.enabled=true",
+                           "draDriver.nodeAgent.securityContext.runAsUser=0"), "node-agent")
+    assert list(init_containers(sim)) == ["simulate"]
+    assert "at '/kernelModule/parameters/status_gid': maximum" in render_error(
+        "kernelModule.parameters.status_gid=2147483648")
 
 
 def test_privileged_node_agent_for_selinux_hosts():
@@ -582,7 +643,8 @@ def test_module_parameters_are_the_modules_own():
     got = dict(p.split("=", 1) for p in params)
     assert set(got) <= declared, set(got) - declared
     assert got == {"num_devices": "4", "numa_nodes": "2", "total_vfs": "4", "num_vfs": "2",
-                   "memory_size": "17179869184", "uuid_seed": "12345", "backend": "pci"}
+                   "memory_size": "17179869184", "uuid_seed": "12345", "backend": "pci",
+                   "status_gid": "64321"}
     assert "additional properties 'bogus' not allowed" in render_error(
         *MODES["prebuilt"], "kernelModule.parameters.bogus=1")
 

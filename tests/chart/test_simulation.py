@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import uuid
 
 import pytest
 
 from mock_accel.cdi import CdiRegistry
 from mock_accel.cli import build_parser
-from mock_accel.sim import SimNode, main, node_identity
+from mock_accel.sim import SimConfig, SimNode, main, node_identity
 
 from .chart import CHART, container, daemonset, find, helm, host_mounts, render, render_error
 
@@ -21,8 +23,9 @@ HOST_DIR = "/var/lib/mock-accel/sim"
 
 
 def init_container(objs):
-    (init,) = daemonset(objs, "node-agent")["spec"]["template"]["spec"]["initContainers"]
-    return init
+    inits = daemonset(objs, "node-agent")["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in inits] == ["node-dirs", "simulate"]  # the tree is the agent's
+    return inits[1]
 
 
 def test_lint_strict():
@@ -34,7 +37,8 @@ def test_renders_no_kernel_module_objects():
     objs = render(*SIM)
     assert not find(objs, "Module")
     assert not [o for o in objs if o["kind"] == "ConfigMap" and "kmod" in o["metadata"]["name"]]
-    assert "initContainers" not in daemonset(render(), "node-agent")["spec"]["template"]["spec"]
+    assert [c["name"] for c in daemonset(render(), "node-agent")["spec"]["template"]["spec"][
+        "initContainers"]] == ["node-dirs"]
 
 
 def test_daemonsets_serve_the_simulated_tree():
@@ -211,3 +215,27 @@ def test_two_nodes_start_and_pass_their_probes(cluster, api, tmp_path):
         api.delete("v1", "Namespace", f"ns-{tag}")
         for node in nodes:
             cluster.delete_node(node)
+
+
+def test_an_admin_with_three_capabilities_writes_the_agents_tree(tmp_path):
+    """The tree is the node agent's (uid 65532, `node-dirs`); a root admin with CAP_SYS_ADMIN,
+    CAP_DAC_OVERRIDE and CAP_CHOWN only (nbs/e2e/91's admin pod on kind) injects and clears a
+    fault through the simulator, and every file it rewrote is still the agent's, mode kept."""
+    root = tmp_path / "tree"
+    SimNode.create(root, SimConfig(num_devices=2))
+    for directory, dirs, files in os.walk(root):
+        for name in [directory, *(os.path.join(directory, n) for n in dirs + files)]:
+            os.chown(name, 65532, 65532, follow_symlinks=False)
+    caps = "-all,+sys_admin,+dac_override,+chown"
+    code = (f"from mock_accel.inventory import open_node; n = open_node({str(root)!r}); "
+            "n.inject_fault('mock1', True); n.inject_fault('mock1', False)")
+    done = subprocess.run(["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--",
+                           sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    node = SimNode(root)
+    for path, mode in [(node.attribute_path("mock1", "status"), 0o644),
+                       (node.attribute_path("mock1", "health"), 0o644),
+                       (node.dev_path("mock1"), 0o600)]:
+        info = path.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (65532, 65532, mode), path

@@ -1,5 +1,5 @@
 """What the node agent can write on a real kind node, with the chart's default securityContext
-(issue 17 items 2 and 3: the proof under containerd and runc, not in the VM as root).
+(issue 17 items 1, 2 and 3: the proof under containerd and runc, not in the VM as root).
 
 On the session cluster (tests/kind/conftest.py) with the chart installed in simulation mode (by
 test_kind_chart.py, or here when this file runs alone), `kubectl exec` into each worker's node
@@ -10,7 +10,12 @@ agent cannot write into another driver's socket directory (a dummy
 plugins' registration sockets, nor a PCI `config` file or another root-owned sysfs file of the
 node; and it reports what the agent can still write, asserted against the chart's list: the
 simulated device tree (by design: plain files, `inject_fault` included), its own two kubelet
-directories, /var/run/cdi and its /tmp. The report lands in artifacts/kind/privilege.json.
+directories, /var/run/cdi and its /tmp. The agent runs as uid 65532 with the module's
+`status_gid` as its group (item 1), owns the tree and its kubelet directories (the `node-dirs`
+init container), and adds files to /var/run/cdi through an ACL entry but cannot write, replace
+or remove another vendor's spec there (a dummy one made on the node first; the directory keeps
+its owner). The report lands in artifacts/kind/privilege.json. And why `node-dirs` exists: a
+pod's `fsGroup` does not reach a hostPath (a busybox pod as 65532 cannot write one).
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ NS = "mock-device"
 DRIVER = "mock-accel.example.com"
 OTHER = "/var/lib/kubelet/plugins/other.example.com"
 OTHER_REG = "/var/lib/kubelet/plugins_registry/other.example.com-reg.sock"
+OTHER_SPEC = "/var/run/cdi/other.example.com-claim.json"  # another vendor's CDI spec
+AGENT_UID, STATUS_GID = 65532, 64321  # chart/values.yaml
 
 # Runs in the node agent's container: opens for writing (O_WRONLY, no write) or creates in
 # a directory; prints {path: "writable" | "<errno name>"} and the rw mounts it has.
@@ -50,7 +57,16 @@ def create_in(directory):
         return errno.errorcode.get(e.errno, str(e.errno))
     os.unlink(path)
     return "writable"
-other, other_reg = sys.argv[1:3]
+def remove(path):
+    try:
+        os.unlink(path)
+        return "removed"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+def ids(status):
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    return {k: fields[k].split() for k in ("Uid", "Gid", "Groups", "CapEff")}
+other, other_reg, other_spec = sys.argv[1:4]
 pci = sorted(glob.glob("/sys/bus/pci/devices/*/config"))[:3]
 sysfs = [p for p in ("/sys/bus/pci/rescan", "/sys/kernel/uevent_helper",
                      "/sys/kernel/mm/transparent_hugepage/enabled") if os.path.exists(p)]
@@ -61,6 +77,9 @@ out = {"files": {p: open_w(p) for p in pci + sysfs + [os.path.join(other, "dummy
                                           os.path.dirname(other_reg))},
        "still": {p: open_w(p) for p in (sim + "status", sim + "inject_fault",
                                         sim + "sriov_numvfs")},
+       "agent": ids(open("/proc/1/status").read()),  # the node agent itself
+       "cdi": {"create": create_in("/var/run/cdi"), "write other": open_w(other_spec),
+               "remove other": remove(other_spec)},
        "pci_config_files": len(pci),
        "registry_listing": sorted(os.listdir(os.path.dirname(other_reg))),
        "host_pci_in_tree": glob.glob("/host/sys/devices/pci*"),
@@ -97,10 +116,11 @@ def test_node_agent_cannot_write_other_drivers_sockets_or_node_sysfs(kind, agent
     report, t0 = {}, time.monotonic()
     for node, pod in sorted(agents.items()):
         # another driver's socket directory with a file in it, made on the node itself
-        run("docker", "exec", node, "sh", "-c", f"mkdir -p {OTHER} && touch {OTHER}/dummy.sock")
+        run("docker", "exec", node, "sh", "-c", f"mkdir -p {OTHER} && touch {OTHER}/dummy.sock"
+            f" && echo '{{}}' > {OTHER_SPEC}")
         out = json.loads(kind.kubectl_run(
             "exec", "-n", NS, pod, "-c", "node-agent", "--", "python3", "-c", PROBE,
-            OTHER, OTHER_REG, timeout=120).stdout)
+            OTHER, OTHER_REG, OTHER_SPEC, timeout=120).stdout)
         report[node] = out
         # not another driver's directory, nor the kubelet's plugins dir, nor plugins_registry
         # beside our own directory in it: they are not even in the container
@@ -123,7 +143,52 @@ def test_node_agent_cannot_write_other_drivers_sockets_or_node_sysfs(kind, agent
         assert ours == {"/host/sys/devices", "/host/dev", f"/var/lib/kubelet/plugins/{DRIVER}",
                         f"/var/lib/kubelet/plugins_registry/{DRIVER}", "/var/run/cdi"}, ours
         assert "/tmp" in out["rw_mounts"]
+        # item 1: not root, no capability, the status group; the tree and its kubelet
+        # directories are its own
+        agent = out["agent"]
+        assert agent["Uid"] == [str(AGENT_UID)] * 4 and agent["Gid"] == [str(AGENT_UID)] * 4
+        assert str(STATUS_GID) in agent["Groups"] and int(agent["CapEff"][0], 16) == 0, agent
+        owners = run("docker", "exec", node, "stat", "-c", "%u %n",
+                     "/var/lib/mock-accel/sim/sys/devices", f"/var/lib/kubelet/plugins/{DRIVER}",
+                     f"/var/lib/kubelet/plugins_registry/{DRIVER}").stdout.split("\n")
+        assert [o.split()[0] for o in owners if o] == [str(AGENT_UID)] * 3, owners
+        # /var/run/cdi: its specs go in, another vendor's stays; the directory stays root's
+        assert out["cdi"] == {"create": "writable", "write other": "EACCES",
+                              "remove other": "EPERM"}, out["cdi"]
+        # root's still; the sticky bit; the group bits show the ACL's mask (the agent's rwx)
+        assert run("docker", "exec", node, "stat", "-c", "%u %a",
+                   "/var/run/cdi").stdout.split() == ["0", "1775"]
+        assert run("docker", "exec", node, "cat", OTHER_SPEC).stdout == "{}\n"
+        run("docker", "exec", node, "rm", OTHER_SPEC)  # not a spec the runtime should meet
     MEASURE["privilege_probes_seconds"] = round(time.monotonic() - t0, 1)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "privilege.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+def _phase(c, name: str) -> str | None:
+    phase = c.kubectl_run("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
+    return phase if phase in ("Succeeded", "Failed") else None
+
+
+def test_fs_group_does_not_reach_a_host_path(kind):
+    """Why the chart has `node-dirs`: the kubelet makes a `DirectoryOrCreate` hostPath root's
+    and ignores the pod's `fsGroup` for it, so a non-root container cannot write there."""
+    node, path = kind.device_nodes()[0], "/var/lib/mock-accel-fsgroup-check"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fsgroup-hostpath"},
+           "spec": {"restartPolicy": "Never", "nodeName": node,
+                    "securityContext": {"runAsUser": AGENT_UID, "runAsGroup": AGENT_UID,
+                                        "fsGroup": AGENT_UID},
+                    "volumes": [{"name": "dir", "hostPath": {"path": path,
+                                                             "type": "DirectoryOrCreate"}}],
+                    "containers": [{
+                        "name": "probe", "image": "busybox:latest",
+                        "command": ["sh", "-c", "stat -c '%u %g %a' /dir; "
+                                    "touch /dir/x 2>/dev/null && echo writable || echo refused"],
+                        "volumeMounts": [{"name": "dir", "mountPath": "/dir"}]}]}}
+    kind.kubectl_run("apply", "-f", "-", input=json.dumps(pod))
+    assert wait_until(lambda: _phase(kind, "fsgroup-hostpath"), timeout=180, interval=2,
+                      what="pod fsgroup-hostpath to finish") == "Succeeded"
+    out = kind.kubectl_run("logs", "fsgroup-hostpath").stdout.split("\n")
+    assert out[:2] == ["0 0 755", "refused"], out
+    run("docker", "exec", node, "rmdir", path)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import errno
 import os
 import re
+from pathlib import Path
 
 import pytest
 
 from mock_accel.abi import (
+    PASSPHRASE_DEFAULT_WORDS,
     PASSPHRASE_MAX_WORDS,
     STATUS_ALLOCATED,
     STATUS_ERROR,
@@ -23,7 +25,7 @@ from mock_accel.sim import (
 )
 from mock_accel.sysfs import ATTRIBUTES, AttributeWriteError
 from tests.harness.beds import LoadError
-from tests.harness.caps import write_without_cap_sys_admin
+from tests.harness.caps import write_as_member, write_without_cap_sys_admin
 from tests.harness.words import assert_words, word_counts
 from tools import locate
 
@@ -432,3 +434,65 @@ def test_destructive_stores_need_cap_sys_admin(node):
     node.inject_fault("mock0")  # with the capability (this process) the same stores work
     node.set_numvfs("mock0", 1)
     assert snapshot(node)["mock0-vf0"].device_type == "vf"
+
+
+# -- status_gid: a non-root agent writes status and nothing else (kmod/ABI.md) ----------------
+
+AGENT_UID = 65532  # the chart's node agent
+AGENT_GROUP = 4321  # any group the node does not otherwise use
+
+# every attribute a member might try: the ABI's writable ones, a read-only one, the bus controls
+MEMBER_WRITES = [(name, attribute, value) for name in ["mock0", "mock0-vf0"]
+                 for attribute, value in [("status", str(STATUS_ALLOCATED)),
+                                          ("passphrase_count", "3"), ("inject_fault", "1"),
+                                          ("load_wordlist", "1"), ("uuid", "1")]] + [
+    ("mock0", "sriov_numvfs", "0"), (None, "new_device", "9"), (None, "del_device", "1")]
+
+
+def device_files(node, name) -> dict[str, os.stat_result]:
+    """Every regular file of the device's class directory (the kernel's `power/` too)."""
+    directory = node.attribute_path(name, "status").resolve().parent
+    return {str((Path(top) / file).relative_to(directory)): (Path(top) / file).stat()
+            for top, _, files in os.walk(directory) for file in files
+            if not (Path(top) / file).is_symlink()}
+
+
+def test_status_gid_lets_its_group_write_status_and_nothing_else(bed):
+    node = bed.load(status_gid=AGENT_GROUP)
+    node.set_numvfs("mock0", 1)  # VFs made after load get the group too
+    for name in ["mock0", "mock0-vf0"]:
+        files = device_files(node, name)
+        assert {info.st_gid for info in files.values()} == {AGENT_GROUP}, name
+        assert {info.st_uid for info in files.values()} == {0}, name
+        writable = sorted(path for path, info in files.items() if info.st_mode & 0o022)
+        assert writable == ["status"], (name, writable)
+        assert oct(files["status"].st_mode & 0o777) == "0o664"
+        assert oct(files["passphrase"].st_mode & 0o777) == "0o400"
+    done = write_as_member(node, MEMBER_WRITES, AGENT_UID, AGENT_GROUP)
+    assert done["ids"] == [AGENT_UID, AGENT_UID, [AGENT_GROUP]] and done["cap_eff"] == 0
+    assert done["errors"] == {f"{n}/{a}": "EACCES" for n, a, _ in MEMBER_WRITES} | {
+        "mock0/status": None, "mock0-vf0/status": None}
+    devices = snapshot(node)
+    assert list(devices) == ["mock0", "mock0-vf0", "mock1", "mock2", "mock3"]
+    for name in ["mock0", "mock0-vf0"]:
+        assert devices[name].status == STATUS_READY | STATUS_ALLOCATED, name
+        assert devices[name].health == "ok"
+        assert node.read_attr(name, "passphrase_count") == str(PASSPHRASE_DEFAULT_WORDS)
+    node.set_allocated("mock0", False)  # root still writes it, and the group stays
+    assert node.attribute_path("mock0", "status").stat().st_gid == AGENT_GROUP
+
+
+def test_without_status_gid_status_is_roots_alone(bed, node):
+    files = device_files(node, "mock0")
+    assert {(info.st_uid, info.st_gid) for info in files.values()} == {(0, 0)}
+    assert oct(files["status"].st_mode & 0o777) == "0o644"
+    done = write_as_member(node, [("mock0", "status", str(STATUS_ALLOCATED))], AGENT_UID,
+                           AGENT_GROUP)
+    assert done["errors"] == {"mock0/status": "EACCES"}
+    assert snapshot(node)["mock0"].status == STATUS_READY
+
+
+@pytest.mark.parametrize("gid", [-2, 2**31])
+def test_invalid_status_gid_refuses_to_load(bed, gid):
+    with pytest.raises(LoadError):
+        bed.load(status_gid=gid)
