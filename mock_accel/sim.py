@@ -271,10 +271,18 @@ def _reload_wordlist(self: SimNode) -> None:
 
 @patch
 def _words(self: SimNode) -> list[str]:
+    """The loaded list, read again only when its file was replaced (each status store rewrites
+    the /dev file with a sample passphrase: splitting the whole list twice per store cost ms)."""
     try:
-        return self._wordlist_path().read_text().split()
+        with open(self._wordlist_path(), "rb") as fh:
+            st = os.fstat(fh.fileno())
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            cached = getattr(self, "_words_cache", None)
+            if cached is None or cached[0] != key:
+                cached = self._words_cache = (key, fh.read().decode().split())
     except FileNotFoundError:
         return []
+    return cached[1]
 
 
 @patch
