@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from mock_accel.wait import WaitTimeout
 from tools import locate
 from tools.images import ImageError
 from tools.vm.errors import GuestError
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             for step in steps:
                 measure.update(_step(step, node, refs))
             measure["node_log_dir"] = str(node.run_dir)
-    except (NodeError, ImageError, GuestError, checks.CheckError) as e:
+    except (NodeError, ImageError, GuestError, checks.CheckError, WaitTimeout) as e:
         measure["error"] = str(e)
         print(f"python -m tools.vmnode: error: {e}", file=sys.stderr)
         return 1

@@ -139,6 +139,12 @@ def load_module(node: VmNode, module: str) -> dict:
             "kmm": "KMM not run: the module image was loaded the way KMM's worker does"}
 
 
+# Python starts in tens of seconds under TCG: with the chart's default probes (5 s timeouts,
+# no initial delay) the kubelet killed both agents before they served (the first run).
+TCG_PROBES = ("livenessProbe.initialDelaySeconds=600", "livenessProbe.timeoutSeconds=30",
+              "readinessProbe.timeoutSeconds=30")
+
+
 def install_chart(node: VmNode, driver: str, timeout: float = 900) -> dict:
     """`helm install` with the module already loaded (kernelModule.enabled=false: no KMM
     Module object; the chart serves the node's real devices); wait for the node's slices."""
@@ -146,9 +152,9 @@ def install_chart(node: VmNode, driver: str, timeout: float = 900) -> dict:
     t0 = time.monotonic()
     node.cluster.helm("install", "mock-device", str(CHART), "--set", "simulation.enabled=false",
                       "--set", "kernelModule.enabled=false",
-                      *[arg for part in ("controller", "nodeAgent") for arg in (
-                          "--set", f"draDriver.{part}.image.repository={repo}",
-                          "--set", f"draDriver.{part}.image.tag={tag}")])
+                      *[arg for part in ("controller", "nodeAgent") for value in (
+                          f"image.repository={repo}", f"image.tag={tag}", *TCG_PROBES)
+                        for arg in ("--set", f"draDriver.{part}.{value}")])
 
     def slices():
         found = [s for s in node.cluster.api.list("resource.k8s.io/v1", "ResourceSlice")
@@ -170,6 +176,7 @@ echo MOCK_ACCEL_DEVICE_PATH=$MOCK_ACCEL_DEVICE_PATH
 ls -l $MOCK_ACCEL_DEVICE_PATH
 python3 -c "import os; from mock_accel.uapi import DeviceFile; \
 print('passphrase:', DeviceFile(os.environ['MOCK_ACCEL_DEVICE_PATH']).passphrase(6))"
+exec sleep 3600
 """
 
 
@@ -185,8 +192,10 @@ def claim_pod(node: VmNode, driver: str) -> dict:
                resourceClaims=[{"name": "pf", "resourceClaimName": "one-pf"}],
                container={"resources": {"claims": [{"name": "pf"}]},
                           "securityContext": {"runAsUser": 0}})
-    seconds = run_pod(node, pod)
-    out = logs(node, "pf-user", ns)
+    seconds = run_pod(node, pod, "Running")
+    # the claim stays allocated while its pod runs (it is released once the pod ends)
+    out = wait_until(lambda: "passphrase: " in (text := logs(node, "pf-user", ns)) and text,
+                     600, "the pf-user pod's passphrase", 3)
     env = dict(line.split("=", 1) for line in out.splitlines() if line.startswith("MOCK_ACCEL"))
     phrase = next((line.split(": ", 1)[1] for line in out.splitlines()
                    if line.startswith("passphrase: ")), "")
@@ -198,5 +207,6 @@ def claim_pod(node: VmNode, driver: str) -> dict:
                       for d in s["spec"].get("devices", []) if d["name"] == result["device"])
     if env.get("MOCK_ACCEL_UUID") != slice_uuid or len(phrase.split("-")) != 6:
         raise CheckError(f"slice uuid {slice_uuid}, container said: {out!r}")
+    api.delete("v1", "Pod", "pf-user", ns)
     return {"claim_pod_seconds": round(seconds, 1), "claim_device": result["device"],
             "slice_uuid": slice_uuid, "claim_output": out.strip(), "passphrase": phrase}
