@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import socket
 import subprocess
+import sys
 import threading
 import tomllib
 from pathlib import Path
@@ -122,3 +123,12 @@ def test_proxy_forwards_mapped_targets_and_refuses_the_rest(tmp_path: Path) -> N
         proxy.close()
         upstream.close()
     assert not proxy.path.exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["nope"], ["check", "--steps", "exec,bogus"]])
+def test_bad_arguments_are_one_line_and_exit_2(argv: list[str]) -> None:
+    """Before anything is built or booted."""
+    r = subprocess.run([sys.executable, "-m", "tools.vmnode", *argv], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("python -m tools.vmnode: error: ")

@@ -21,11 +21,18 @@ from .node import NodeError, VmNode
 STEPS = ("exec", "in-cluster", "module", "chart")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """Bad arguments: one line, exit 2."""
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m tools.vmnode", description=__doc__)
+    ap = _Parser(prog="python -m tools.vmnode", description=__doc__)
     ap.add_argument("--tag", default="vmnode",
                     help="tag of the images pushed to the local registry (default vmnode)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="node up, the checks, node down; exit 1 on a failure")
     c.add_argument("--steps", default=",".join(STEPS),
                    help=f"comma-separated subset of {','.join(STEPS)} (default: all)")
