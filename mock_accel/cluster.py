@@ -148,8 +148,11 @@ class Cluster:
 
     def __init__(self, artifacts: Path | None = None, bins: dict | None = None,
                  feature_gates: dict | None = None, timeout: float | None = None,
-                 verbosity: int = 2, name: str | None = None):
+                 verbosity: int = 2, name: str | None = None,
+                 advertise_address: str = "127.0.0.1", apiserver_args: list[str] | None = None):
         self.bins = bins
+        self.advertise_address = advertise_address  # the `kubernetes` Service's endpoint
+        self.apiserver_args = list(apiserver_args or [])  # appended to kube-apiserver's
         self.feature_gates = {**FEATURE_GATES, **(feature_gates or {})}
         self.timeout = timeout or float(os.environ.get("MOCK_ACCEL_CLUSTER_TIMEOUT", "60"))
         self.verbosity = verbosity
@@ -262,8 +265,12 @@ def _pki(self: Cluster) -> None:
                                     dns=["localhost", "kubernetes", "kubernetes.default",
                                          "kubernetes.default.svc",
                                          "kubernetes.default.svc.cluster.local"],
-                                    ips=["127.0.0.1", "10.0.0.1"]),
+                                    ips=sorted({"127.0.0.1", "10.0.0.1",
+                                                self.advertise_address})),
         "admin": self.pki.issue("admin", "mock-accel-admin", ["system:masters"]),
+        # the API server's identity towards kubelets (exec, logs, port-forward)
+        "kubelet-client": self.pki.issue("kubelet-client", "kube-apiserver-kubelet-client",
+                                         ["system:masters"]),
         "kube-controller-manager": self.pki.issue("kcm", "system:kube-controller-manager"),
         "kube-scheduler": self.pki.issue("scheduler", "system:kube-scheduler"),
         "kcm-serving": self.pki.issue("kcm-serving", "kube-controller-manager", server=True,
@@ -358,14 +365,15 @@ def _start_etcd(self: Cluster) -> None:
 
 # %% ../nbs/13_cluster.ipynb #9f1769ec
 @patch
-def _start_apiserver(self: Cluster) -> None:
-    port = free_port()
-    self.ports["apiserver"] = port
-    self.server = f"https://127.0.0.1:{port}"
-    cert, admin = self.certs["apiserver"], self.certs["admin"]
-    c = self._spawn("kube-apiserver", [
+def _apiserver_args(self: Cluster, port: int) -> list[str]:
+    """kube-apiserver's command line. With an `advertise_address` other than 127.0.0.1 the
+    lease endpoint reconciler makes it the `kubernetes` Service's endpoint (a node elsewhere)."""
+    cert, kubelet = self.certs["apiserver"], self.certs["kubelet-client"]
+    reconciler = "none" if self.advertise_address == "127.0.0.1" else "lease"
+    return [
         f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+        "--bind-address=127.0.0.1", f"--advertise-address={self.advertise_address}",
+        f"--secure-port={port}",
         f"--cert-dir={self.tmp / 'apiserver-certs'}",
         f"--tls-cert-file={cert.cert}", f"--tls-private-key-file={cert.key}",
         f"--client-ca-file={self.pki.ca.cert}",
@@ -375,10 +383,20 @@ def _start_apiserver(self: Cluster) -> None:
         f"--service-account-key-file={self.sa_keys.cert}",
         f"--service-account-signing-key-file={self.sa_keys.key}",
         "--service-cluster-ip-range=10.0.0.0/24",
-        "--endpoint-reconciler-type=none", "--allow-privileged=true",
+        f"--endpoint-reconciler-type={reconciler}", "--allow-privileged=true",
+        f"--kubelet-client-certificate={kubelet.cert}", f"--kubelet-client-key={kubelet.key}",
         f"--runtime-config={RUNTIME_CONFIG}", f"--feature-gates={self._gates()}",
-        f"--v={self.verbosity}",
-    ])
+        f"--v={self.verbosity}", *self.apiserver_args,
+    ]
+
+
+@patch
+def _start_apiserver(self: Cluster) -> None:
+    port = free_port()
+    self.ports["apiserver"] = port
+    self.server = f"https://127.0.0.1:{port}"
+    admin = self.certs["admin"]
+    c = self._spawn("kube-apiserver", self._apiserver_args(port))
     self.kubeconfig = self.write_kubeconfig(self.tmp / "admin.kubeconfig", "admin",
                                             admin.cert, admin.key)
     self.api = KubeClient(self.server, ca_file=self.pki.ca.cert, cert_file=admin.cert,
@@ -557,6 +575,15 @@ def delete_namespace(self: Cluster, name: str) -> None:
         self.api.delete("v1", "Pod", pod["metadata"]["name"], name, grace_period=0)
     self.api.delete("v1", "Namespace", name)
 
+# %% ../nbs/13_cluster.ipynb #3e8f5a20
+@patch
+def node_kubeconfig(self: Cluster, name: str) -> tuple[CertPair, Path]:
+    """A certificate of `system:node:<name>` (group `system:nodes`) and a kubeconfig with it:
+    the identity of that node's kubelet (a real one, or the heartbeats of `create_nodes`)."""
+    pair = self.pki.issue(f"node-{name}", f"system:node:{name}", ["system:nodes"])
+    return pair, self.write_kubeconfig(self.tmp / f"node-{name}.kubeconfig",
+                                       f"system:node:{name}", pair.cert, pair.key)
+
 # %% ../nbs/13_cluster.ipynb #c436d10b
 @patch
 def create_nodes(self: Cluster, count: int = 1, prefix: str = "node", labels: dict | None = None,
@@ -570,9 +597,7 @@ def create_nodes(self: Cluster, count: int = 1, prefix: str = "node", labels: di
     for name in names:
         lab = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                "kubernetes.io/arch": "amd64", **(labels or {})}
-        pair = self.pki.issue(f"node-{name}", f"system:node:{name}", ["system:nodes"])
-        kcfg = self.write_kubeconfig(self.tmp / f"node-{name}.kubeconfig",
-                                     f"system:node:{name}", pair.cert, pair.key)
+        pair, kcfg = self.node_kubeconfig(name)
         node = Node(name, lab, cap, self._node_client(pair), kcfg)
         self.api.create({"apiVersion": "v1", "kind": "Node",
                          "metadata": {"name": name, "labels": lab}, "spec": {}})

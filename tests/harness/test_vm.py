@@ -190,6 +190,23 @@ def test_network_args_forward_only_listed_loopback_ports() -> None:
     assert not any(option.startswith("hostfwd") for option in options)
 
 
+def test_guest_ports_forward_host_loopback_to_the_guest() -> None:
+    """guest_ports={10250: 41000}: one hostfwd on the host's 127.0.0.1 only, to the guest's
+    address; a NIC even without host_ports; the job script then starts the network."""
+    args = network_args((), {10250: 41000})
+    options = args[1].split(",")
+    assert options[:4] == ["user", "id=net0", "restrict=on", "ipv6=off"]
+    assert [o for o in options if o.startswith("hostfwd")] == [
+        "hostfwd=tcp:127.0.0.1:41000-10.0.2.15:10250"]
+    script = render_job_script(["true"], ko=None, modparams="", env={}, cwd=Path("/"),
+                               network=True)
+    assert "JOB_NETWORK=1" in script and "JOB_NETWORK=\n" in render_job_script(
+        ["true"], ko=None, modparams="", env={}, cwd=Path("/"))
+    for bad in ({0: 1}, {1: 70000}, {1: 5, 2: 5}):
+        with pytest.raises(HarnessSetupError):
+            network_args((), bad)
+
+
 def test_host_ports_are_checked() -> None:
     assert check_host_ports([1, 65535]) == (1, 65535)
     for bad in ([0], [65536], ["80"], [True], [80, 80]):

@@ -56,6 +56,8 @@ mount -t overlay -o lowerdir=/host/tmp,upperdir=/scratch/tmp-upper,workdir=/scra
     || mount -t tmpfs -o mode=1777 tmpfs /host/tmp \
     || fatal "cannot mount /host/tmp"
 mount -t tmpfs -o mode=755 tmpfs /host/run 2>/dev/null
+# the outbox inside the chroot too: a long-running command leaves its logs there
+mkdir -p /host/run/outbox && mount -o bind /outbox /host/run/outbox 2>/dev/null
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm 2>/dev/null
@@ -65,7 +67,7 @@ mark "stage host-mounted uptime=$(uptime_s)"
 [ -r /outbox/job.sh ] || fatal "no /outbox/job.sh"
 . /outbox/job.sh
 
-# Only with JOB_HOST_PORTS (run_in_guest(host_ports=...)): the NIC is on QEMU's
+# Only with JOB_NETWORK (run_in_guest(host_ports=... or guest_ports=...)): the NIC is on QEMU's
 # restricted user network, where a connection to $JOB_HOST_ALIAS:<port> reaches
 # the host's 127.0.0.1:<port>. A forwarder per port makes that the guest's own
 # 127.0.0.1:<port>, so URLs and TLS names valid on the host work unchanged.
@@ -107,7 +109,7 @@ start_network() {
     done
     mark "stage network-up iface=$iface ports=$JOB_HOST_PORTS"
 }
-[ -n "$JOB_HOST_PORTS" ] && start_network
+[ -n "$JOB_NETWORK" ] && start_network
 
 if [ -n "$JOB_KO" ]; then
     mark "stage insmod $JOB_KO"

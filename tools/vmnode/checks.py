@@ -1,0 +1,212 @@
+"""What `python -m tools.vmnode check` proves on the guest node, one function per step.
+
+Each step creates its objects through the API as admin, waits with `wait_until`, and returns
+what it saw (printed and recorded in `measure.json` by __main__). Pods are pinned to the node
+(`nodeName`) except the claim's, which the scheduler places (the only node with devices).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from mock_accel.wait import WaitTimeout, wait_until
+
+from .node import VmNode
+
+CHART = Path(__file__).resolve().parents[2] / "chart"
+DRIVER = "mock-accel.example.com"
+
+
+class CheckError(AssertionError):
+    """A check failed (the message says what was expected and what was seen)."""
+
+
+def _pod(name: str, ns: str, image: str, script: str, **spec) -> dict:
+    container = {"name": "main", "image": image, "command": ["sh", "-c", script],
+                 **spec.pop("container", {})}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+            "spec": {"restartPolicy": "Never", "containers": [container], **spec}}
+
+
+def run_pod(node: VmNode, pod: dict, phase: str = "Succeeded", timeout: float = 900) -> float:
+    """Create `pod`, wait until it reaches `phase` (Failed stops the wait); seconds taken."""
+    api, meta = node.cluster.api, pod["metadata"]
+    t0 = time.monotonic()
+    api.create(pod)
+
+    def reached():
+        got = api.get("v1", "Pod", meta["name"], meta["namespace"]).get("status", {})
+        if phase == "Running" and any(c.get("ready") for c in got.get("containerStatuses", [])):
+            return "Running"
+        return got.get("phase") if got.get("phase") in (phase, "Failed") else None
+    try:
+        got = wait_until(reached, timeout, f"pod {meta['name']} {phase}", 2)
+    except WaitTimeout:
+        raise CheckError(f"pod {meta['name']} not {phase} after {timeout:.0f}s: "
+                         f"{events(node, meta['name'], meta['namespace'])}") from None
+    if got != phase:
+        raise CheckError(f"pod {meta['name']} {got}: {logs(node, meta['name'], meta['namespace'])}")
+    return time.monotonic() - t0
+
+
+def logs(node: VmNode, name: str, ns: str) -> str:
+    return node.cluster.kubectl("logs", "-n", ns, name, check=False).stdout
+
+
+def events(node: VmNode, name: str, ns: str) -> str:
+    r = node.cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                             f"involvedObject.name={name}", check=False)
+    return "\n".join(r.stdout.splitlines()[-5:])
+
+
+def check_exec(node: VmNode, busybox: str) -> dict:
+    """A busybox pod Running on the node; `kubectl exec` (API server → proxy → hostfwd →
+    kubelet) runs a command in it; the `kubernetes` Service answers TCP from the pod."""
+    pod = _pod("exec-probe", "default", busybox, "exec sleep 3600", nodeName=node.name)
+    start = run_pod(node, pod, "Running")
+    t0 = time.monotonic()
+    out = node.cluster.kubectl("exec", "exec-probe", "--", "sh", "-c",
+                               "uname -r; nc -w 10 $KUBERNETES_SERVICE_HOST "
+                               "$KUBERNETES_SERVICE_PORT < /dev/null && echo service-reachable",
+                               timeout=120).stdout
+    if "service-reachable" not in out:
+        raise CheckError(f"exec ran but the kubernetes Service did not answer: {out!r}")
+    return {"pod_start_seconds": round(start, 1), "exec_seconds": round(time.monotonic() - t0, 1),
+            "exec_output": out.strip()}
+
+
+def check_in_cluster(node: VmNode, driver: str) -> dict:
+    """A pod lists Services with its ServiceAccount through the in-cluster config
+    (`KubeClient.in_cluster()`: the Service's IP, the token, the CA)."""
+    api = node.cluster.api
+    api.create({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "lister", "namespace": "default"}})
+    api.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "vmnode-lister"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "view"},
+                "subjects": [{"kind": "ServiceAccount", "name": "lister",
+                              "namespace": "default"}]})
+    script = ("python3 -c \"from mock_accel.kube import KubeClient; c = KubeClient.in_cluster();"
+              " print('in-cluster', c.server, [s['metadata']['name'] for s in "
+              "c.list('v1', 'Service', 'default')])\"")
+    seconds = run_pod(node, _pod("in-cluster", "default", driver, script, nodeName=node.name,
+                                 serviceAccountName="lister"))
+    out = logs(node, "in-cluster", "default")
+    if "'kubernetes'" not in out:
+        raise CheckError(f"the in-cluster pod did not list the kubernetes Service: {out!r}")
+    return {"in_cluster_seconds": round(seconds, 1), "in_cluster_output": out.strip()}
+
+
+def module_parameters() -> str:
+    """The chart's kernelModule.parameters as modprobe arguments (what KMM would pass)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["kernelModule"]["parameters"]
+    return " ".join(f"{k}={v}" for k, v in values.items() if v is not None)
+
+
+# What KMM's worker does for a Module with firmwarePath (its pod runs the module image,
+# privileged): the image's /opt/lib/modules/<kernel> is the module tree for `modprobe -d /opt`,
+# the firmware goes to the node's /var/lib/firmware and the kernel's firmware search path is
+# set to it. Here the kernel resolves firmware paths in the initramfs, where the node's root
+# (the host's, with /var an overlay) is mounted at /host: hence /host/var/lib/firmware.
+LOADER = """set -e
+kver=$(uname -r)
+test -f /opt/lib/modules/$kver/mock-accel.ko
+cp /firmware/* /node-firmware/
+printf /host/var/lib/firmware > /sys/module/firmware_class/parameters/path
+modprobe -d /opt mock-accel {params}
+grep '^mock_accel ' /proc/modules
+echo devices: $(ls /sys/class/mock-accel)
+dmesg | grep 'words from firmware' | tail -1
+"""
+
+
+def load_module(node: VmNode, module: str) -> dict:
+    """The module image pulled on the node and loaded the way KMM's worker does (KMM not run)."""
+    pod = _pod("kmm-worker-mock-accel", "kube-system", module,
+               LOADER.format(params=module_parameters()), nodeName=node.name,
+               container={"securityContext": {"privileged": True},
+                          "volumeMounts": [{"name": "fw", "mountPath": "/node-firmware"}]},
+               volumes=[{"name": "fw", "hostPath": {"path": "/var/lib/firmware",
+                                                    "type": "DirectoryOrCreate"}}])
+    seconds = run_pod(node, pod)
+    out = logs(node, "kmm-worker-mock-accel", "kube-system")
+    if "words from firmware" not in out or "mock_accel " not in out:
+        raise CheckError(f"module or firmware not loaded: {out!r}")
+    return {"module_load_seconds": round(seconds, 1), "module_output": out.strip(),
+            "kmm": "KMM not run: the module image was loaded the way KMM's worker does"}
+
+
+# Python starts in tens of seconds under TCG: with the chart's default probes (5 s timeouts,
+# no initial delay) the kubelet killed both agents before they served (the first run).
+TCG_PROBES = ("livenessProbe.initialDelaySeconds=600", "livenessProbe.timeoutSeconds=30",
+              "readinessProbe.timeoutSeconds=30")
+
+
+def install_chart(node: VmNode, driver: str, timeout: float = 900) -> dict:
+    """`helm install` with the module already loaded (kernelModule.enabled=false: no KMM
+    Module object; the chart serves the node's real devices); wait for the node's slices."""
+    repo, tag = driver.rsplit(":", 1)
+    t0 = time.monotonic()
+    node.cluster.helm("install", "mock-device", str(CHART), "--set", "simulation.enabled=false",
+                      "--set", "kernelModule.enabled=false",
+                      *[arg for part in ("controller", "nodeAgent") for value in (
+                          f"image.repository={repo}", f"image.tag={tag}", *TCG_PROBES)
+                        for arg in ("--set", f"draDriver.{part}.{value}")])
+
+    def slices():
+        found = [s for s in node.cluster.api.list("resource.k8s.io/v1", "ResourceSlice")
+                 if s["spec"].get("nodeName") == node.name and s["spec"]["driver"] == DRIVER]
+        return found or None
+    try:
+        found = wait_until(slices, timeout, f"ResourceSlices of {node.name}", 3)
+    except WaitTimeout:
+        pods = node.cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+        raise CheckError(f"no ResourceSlice of {node.name} after {timeout:.0f}s:\n{pods}") \
+            from None
+    devices = {d["name"]: d for s in found for d in s["spec"].get("devices", [])}
+    return {"helm_install_to_slices_seconds": round(time.monotonic() - t0, 1),
+            "devices": sorted(devices)}
+
+
+CLAIM_SCRIPT = """echo MOCK_ACCEL_UUID=$MOCK_ACCEL_UUID
+echo MOCK_ACCEL_DEVICE_PATH=$MOCK_ACCEL_DEVICE_PATH
+ls -l $MOCK_ACCEL_DEVICE_PATH
+python3 -c "import os; from mock_accel.uapi import DeviceFile; \
+print('passphrase:', DeviceFile(os.environ['MOCK_ACCEL_DEVICE_PATH']).passphrase(6))"
+exec sleep 3600
+"""
+
+
+def claim_pod(node: VmNode, driver: str) -> dict:
+    """A pod with a claim for one PF (the chart's DeviceClass), written as users write it:
+    it prints MOCK_ACCEL_UUID and calls the PASSPHRASE ioctl on its /dev/mockN."""
+    api, ns = node.cluster.api, "default"
+    api.create({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                "metadata": {"name": "one-pf", "namespace": ns},
+                "spec": {"devices": {"requests": [{"name": "pf", "exactly": {
+                    "deviceClassName": "mock-accel-pf"}}]}}})
+    pod = _pod("pf-user", ns, driver, CLAIM_SCRIPT,
+               resourceClaims=[{"name": "pf", "resourceClaimName": "one-pf"}],
+               container={"resources": {"claims": [{"name": "pf"}]},
+                          "securityContext": {"runAsUser": 0}})
+    seconds = run_pod(node, pod, "Running")
+    # the claim stays allocated while its pod runs (it is released once the pod ends)
+    out = wait_until(lambda: "passphrase: " in (text := logs(node, "pf-user", ns)) and text,
+                     600, "the pf-user pod's passphrase", 3)
+    env = dict(line.split("=", 1) for line in out.splitlines() if line.startswith("MOCK_ACCEL"))
+    phrase = next((line.split(": ", 1)[1] for line in out.splitlines()
+                   if line.startswith("passphrase: ")), "")
+    result = api.get("resource.k8s.io/v1", "ResourceClaim", "one-pf", ns)["status"][
+        "allocation"]["devices"]["results"][0]
+    slice_uuid = next(d["attributes"]["uuid"]["string"]
+                      for s in api.list("resource.k8s.io/v1", "ResourceSlice")
+                      if s["spec"]["pool"]["name"] == result["pool"]
+                      for d in s["spec"].get("devices", []) if d["name"] == result["device"])
+    if env.get("MOCK_ACCEL_UUID") != slice_uuid or len(phrase.split("-")) != 6:
+        raise CheckError(f"slice uuid {slice_uuid}, container said: {out!r}")
+    api.delete("v1", "Pod", "pf-user", ns)
+    return {"claim_pod_seconds": round(seconds, 1), "claim_device": result["device"],
+            "slice_uuid": slice_uuid, "claim_output": out.strip(), "passphrase": phrase}
