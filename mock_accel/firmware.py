@@ -16,7 +16,7 @@ from .files import atomic_write
 
 # %% auto #0
 __all__ = ['EFF_LONG_SHA256', 'EFF_LONG_WORDS', 'WORD_PATTERN', 'WordlistError', 'parse_wordlist', 'eff_long_source',
-           'derive_wordlist', 'write_firmware', 'ensure_firmware', 'main']
+           'derive_wordlist', 'write_firmware', 'ensure_firmware', 'passphrase_word_counts', 'main']
 
 # %% ../nbs/02_firmware.ipynb #a8f93c53
 EFF_LONG_SHA256 = "6d557f0693958fb5e650b68b5bee585eb82cf4da32965505c789e924743bc522"
@@ -91,6 +91,18 @@ def ensure_firmware(dest_dir: Path) -> str | None:
         except WordlistError:
             return None
     return str(path)
+
+# %% ../nbs/02_firmware.ipynb #d4e2b8f3
+def passphrase_word_counts(phrase: str, words: set[str] | frozenset[str]) -> set[int]:
+    """How many words of `words` the passphrase `phrase` can be split into."""
+    parts = phrase.split("-")
+    counts: list[set[int]] = [set() for _ in range(len(parts) + 1)]
+    counts[0].add(0)
+    for end in range(1, len(parts) + 1):
+        for start in range(end):
+            if counts[start] and "-".join(parts[start:end]) in words:
+                counts[end] |= {n + 1 for n in counts[start]}
+    return counts[-1]
 
 # %% ../nbs/02_firmware.ipynb #156c66bf
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from mock_accel.firmware import parse_wordlist, passphrase_word_counts
 from mock_accel.wait import WaitTimeout, wait_until
+from tools import locate
 
 from .node import VmNode
 
@@ -205,7 +207,9 @@ def claim_pod(node: VmNode, driver: str) -> dict:
                       for s in api.list("resource.k8s.io/v1", "ResourceSlice")
                       if s["spec"]["pool"]["name"] == result["pool"]
                       for d in s["spec"].get("devices", []) if d["name"] == result["device"])
-    if env.get("MOCK_ACCEL_UUID") != slice_uuid or len(phrase.split("-")) != 6:
+    # EFF words may contain the separator (yo-yo): count words with the list, not split("-")
+    words = set(parse_wordlist(locate.wordlist().read_bytes()))
+    if env.get("MOCK_ACCEL_UUID") != slice_uuid or 6 not in passphrase_word_counts(phrase, words):
         raise CheckError(f"slice uuid {slice_uuid}, container said: {out!r}")
     api.delete("v1", "Pod", "pf-user", ns)
     return {"claim_pod_seconds": round(seconds, 1), "claim_device": result["device"],
