@@ -558,7 +558,7 @@ def _write(self: SimNode, path: Path, value: str) -> None:
             _require_cap_sys_admin(attribute)
         getattr(self, f"_store_{attribute}")(name, value)
 
-
+# %% ../nbs/05_sim.ipynb #f6a4b1c2
 @patch
 def _read(self: SimNode, path: Path) -> str:
     path = Path(path)
