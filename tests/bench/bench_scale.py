@@ -136,10 +136,12 @@ def scale(cluster: Cluster, work: Path, n_nodes: int, n_workers: int, samples: i
         for p in sample_procs:
             driver = common.DRIVER if p.name.startswith("ours") else EXAMPLE_DRIVER
             node = p.name.split("-", 1)[1]
+            # one node's slices, selected by the API server: a LIST of all 500 nodes' slices
+            # (3 MB) every 0.5 s broke off mid-answer on a loaded machine (load 36)
             wait_until(lambda d=driver, n=node: sum(
                 len(s["spec"].get("devices") or []) for s in api.list(
-                    common.RES, "ResourceSlice")
-                if s["spec"].get("nodeName") == n and s["spec"]["driver"] == d) == DEVICES,
+                    common.RES, "ResourceSlice",
+                    field_selector=f"spec.nodeName={n},spec.driver={d}")) == DEVICES,
                 90, f"sample {p.name}", interval=0.5)
         time.sleep(5)      # a few polls in steady state
         idle_before = watch.count(0)
