@@ -41,7 +41,7 @@ SEED_RESCAN_S = 30.0
 def start_ours(cluster: Cluster, node: str, work: Path, devices: int, *extra: str,
                partitionable: bool = True,
                config: SimConfig | None = None) -> tuple[common.Proc, SimNode]:
-    sim = SimNode.create(work / f"sys-{node}", config or SimConfig(
+    sim = SimNode.create(work / f"sys-{node}", config or common.sim_config(
         num_devices=devices, total_vfs=0, numa_nodes=2))
     argv = common.mock_accel_argv("controller", "--node-name", node, "--sysfs-root",
                                   str(sim.root), "--kubeconfig",
@@ -123,7 +123,7 @@ def main() -> dict:
                 p, _ = start_ours(cluster, node, work, devices, partitionable=partitionable)
                 procs.append(p)
             # SR-IOV in use: 4 PFs with 3 VFs each; v1 keeps counter sets in a slice of their own
-            p, _ = start_ours(cluster, ours16vf, work, 16, config=SimConfig(
+            p, _ = start_ours(cluster, ours16vf, work, 16, config=common.sim_config(
                 num_devices=4, total_vfs=3, num_vfs=3, numa_nodes=2))
             procs.append(p)
             procs.append(start_example(cluster, ex128, work, 128))

@@ -173,6 +173,16 @@ def tail(path: Path, n: int = 30) -> str:
         return ""
 
 
+def sim_config(**fields):
+    """A simulated node's config as the chart's simulation mode makes it: with the wordlist
+    firmware (`make firmware`), so a status store pays for the loaded list as it does there."""
+    from mock_accel.sim import SimConfig
+    wordlist = locate.wordlist()
+    if not wordlist.is_file():
+        raise SystemExit(f"{wordlist} is missing: run `make firmware` first")
+    return SimConfig(firmware=str(wordlist), **fields)
+
+
 def mock_accel_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "mock_accel.cli", *args]
 

@@ -215,10 +215,10 @@ class Agent:
     def __init__(self, label: str, tree: Path | None, cluster, node: str, work: Path,
                  concurrent: int):
         from mock_accel.kubelet import KubeletEmulator
-        from mock_accel.sim import SimConfig, SimNode
+        from mock_accel.sim import SimNode
         self.label, self.node, self.timers = label, node, work / "timers.json"
-        self.sim = SimNode.create(work / "sys", SimConfig(num_devices=concurrent + 1,
-                                                          total_vfs=0, numa_nodes=2))
+        self.sim = SimNode.create(work / "sys", common.sim_config(
+            num_devices=concurrent + 1, total_vfs=0, numa_nodes=2))
         path = os.pathsep.join(filter(None, [str(tree) if tree else None, str(ROOT),
                                              os.environ.get("PYTHONPATH")]))
         self.proc = common.Proc(f"profile-agent-{label}", [
