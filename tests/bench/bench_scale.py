@@ -235,8 +235,8 @@ def bind_span(cluster: Cluster, prefix: str) -> float | None:
 
 def schedule(cluster: Cluster, work: Path, n_nodes: int, n_claims: int) -> list[dict]:
     api = cluster.api
+    ns = cluster.create_namespace("bench-sched")   # before the nodes' heartbeats load the API
     nodes = cluster.create_nodes(n_nodes, prefix="sched")
-    ns = cluster.create_namespace("bench-sched")
     rows = []
     for label, (driver, slices) in layouts(nodes, work).items():
         cls = f"sched-{driver.split('.')[0]}"
