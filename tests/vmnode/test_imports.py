@@ -15,11 +15,15 @@ SPEC = config.NodeSpec("vm0", 41234, "127.0.0.1:5001", "127.0.0.1:5001/mock-acce
                        imports=("/c/pause-t-1.tar", "/c/module-t-6.1-2.tar"))
 
 
-def test_archive_names_follow_the_reference_and_the_image_id() -> None:
-    ref = "127.0.0.1:5001/mock-accel/module:t-6.1.0-57-amd64"
-    assert archive_name(ref, "sha256:" + "ab" * 32) == "module-t-6.1.0-57-amd64-abababababab.tar"
-    assert archive_name("127.0.0.1:5001/library/busybox:t", "sha256:0123456789abcdef") \
-        == "busybox-t-0123456789ab.tar"
+def test_one_archive_name_per_set_of_references_and_image_ids() -> None:
+    refs = {"127.0.0.1:5001/mock-accel/module:t-6.1.0-57-amd64": "sha256:" + "ab" * 32,
+            "127.0.0.1:5001/mock-accel/pause:t": "sha256:" + "01" * 32}
+    name = archive_name(refs)
+    assert name.startswith("module-t-6.1.0-57-amd64+pause-t-") and name.endswith(".tar")
+    assert archive_name(dict(reversed(refs.items()))) == name  # order does not matter
+    rebuilt = {**refs, "127.0.0.1:5001/mock-accel/pause:t": "sha256:" + "02" * 32}
+    assert archive_name(rebuilt) != name and archive_name(rebuilt).startswith(
+        "module-t-6.1.0-57-amd64+pause-t-")
 
 
 def test_node_env_lists_the_archives_for_node_sh() -> None:
