@@ -111,12 +111,12 @@ def publish(tag: str, kver: str) -> dict[str, str]:
     return publish_images(tag, kver)[0]
 
 
-def publish_images(tag: str, kver: str) -> tuple[dict[str, str], dict[str, str]]:
-    """publish(), and the local images the references were pushed from ({name: image})."""
+def publish_images(tag: str, kver: str, push=None) -> tuple[dict[str, str], dict[str, str]]:
+    """publish() of the images `push` (default: all; those only imported need not be pushed),
+    and the local images each reference stands for ({name: image})."""
     if shutil.which("docker") is None:
         raise ImageError("step registry: no docker CLI (make deps)")
     reg, busybox = registry.build_images()
-    registry.start(reg)
     local = {"pause": build_pause(tag), "busybox": busybox,
              "passphrase": build_static("passphrase", PASSPHRASE_C, tag),
              "driver": driver_image(), "module": module_image(kver)}
@@ -129,8 +129,10 @@ def publish_images(tag: str, kver: str) -> tuple[dict[str, str], dict[str, str]]
              "driver": f"mock-accel/dra-driver:{tag}",
              "module": f"mock-accel/module:{tag}-{kver}",
              "module-busybox": f"mock-accel/module-busybox:{tag}-{kver}"}
-    for name, path in paths.items():
-        registry.push(local[name], path)
+    if push is None or push:
+        registry.start(reg)
+    for name in paths if push is None else push:
+        registry.push(local[name], paths[name])
     return {name: f"{registry.ON_HOST}/{path}" for name, path in paths.items()}, local
 
 
