@@ -3,19 +3,20 @@
 
 On the session cluster (tests/kind/conftest.py) with the chart installed in simulation mode (by
 test_kind_chart.py, or here when this file runs alone), `kubectl exec` into each worker's node
-agent runs a probe (PROBE: python, the image has no shell) that opens files for writing and
-never writes a byte, so a probe that unexpectedly succeeds changes nothing. It shows that the
-agent cannot write into another driver's socket directory (a dummy
-`/var/lib/kubelet/plugins/other.example.com/` made on the node first) or next to other
-plugins' registration sockets, nor a PCI `config` file or another root-owned sysfs file of the
-node; and it reports what the agent can still write, asserted against the chart's list: the
-simulated device tree (by design: plain files, `inject_fault` included), its own two kubelet
-directories, /var/run/cdi and its /tmp. The agent runs as uid 65532 with the module's
-`status_gid` as its group (item 1), owns the tree and its kubelet directories (the `node-dirs`
-init container), and adds files to /var/run/cdi through an ACL entry but cannot write, replace
-or remove another vendor's spec there (a dummy one made on the node first; the directory keeps
-its owner). The report lands in artifacts/kind/privilege.json. And why `node-dirs` exists: a
-pod's `fsGroup` does not reach a hostPath (a busybox pod as 65532 cannot write one).
+agent runs the probe of tests/harness/privilege.py (python, the image has no shell), shared
+with the guest node's test: it opens files for writing and never writes a byte, so a probe that
+unexpectedly succeeds changes nothing. It shows that the agent cannot write into another
+driver's socket directory (a dummy `/var/lib/kubelet/plugins/other.example.com/` made on the
+node first) or next to other plugins' registration sockets, nor a PCI `config` file or another
+root-owned sysfs file of the node; and it reports what the agent can still write, asserted
+against the chart's list: the simulated device tree (by design: plain files, `inject_fault`
+included), its own two kubelet directories, /var/run/cdi and its /tmp. The agent runs as uid
+65532 with the module's `status_gid` as its group (item 1), owns the tree and its kubelet
+directories (the `node-dirs` init container), and adds files to /var/run/cdi through an ACL
+entry but cannot write, replace or remove another vendor's spec there (a dummy one made on the
+node first; the directory keeps its owner). The report lands in artifacts/kind/privilege.json.
+And why `node-dirs` exists: a pod's `fsGroup` does not reach a hostPath (a busybox pod as 65532
+cannot write one).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import time
 import pytest
 
 from mock_accel.wait import wait_until
+from tests.harness.privilege import probe_command
 from tests.kind.conftest import ARTIFACTS, MEASURE, run
 from tools.locate import REPO
 
@@ -38,55 +40,6 @@ OTHER = "/var/lib/kubelet/plugins/other.example.com"
 OTHER_REG = "/var/lib/kubelet/plugins_registry/other.example.com-reg.sock"
 OTHER_SPEC = "/var/run/cdi/other.example.com-claim.json"  # another vendor's CDI spec
 AGENT_UID, STATUS_GID = 65532, 64321  # chart/values.yaml
-
-# Runs in the node agent's container: opens for writing (O_WRONLY, no write) or creates in
-# a directory; prints {path: "writable" | "<errno name>"} and the rw mounts it has.
-PROBE = r"""
-import errno, glob, json, os, sys
-def open_w(path):
-    try:
-        os.close(os.open(path, os.O_WRONLY))
-        return "writable"
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-def create_in(directory):
-    path = os.path.join(directory, ".mock-accel-probe")
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-    os.unlink(path)
-    return "writable"
-def remove(path):
-    try:
-        os.unlink(path)
-        return "removed"
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-def ids(status):
-    fields = dict(line.split(":", 1) for line in status.splitlines())
-    return {k: fields[k].split() for k in ("Uid", "Gid", "Groups", "CapEff")}
-other, other_reg, other_spec = sys.argv[1:4]
-pci = sorted(glob.glob("/sys/bus/pci/devices/*/config"))[:3]
-sysfs = [p for p in ("/sys/bus/pci/rescan", "/sys/kernel/uevent_helper",
-                     "/sys/kernel/mm/transparent_hugepage/enabled") if os.path.exists(p)]
-sim = sorted(glob.glob("/host/sys/class/mock-accel/*/"))[0]
-out = {"files": {p: open_w(p) for p in pci + sysfs + [os.path.join(other, "dummy.sock"),
-                                                     other_reg]},
-       "dirs": {d: create_in(d) for d in (other, os.path.dirname(other),
-                                          os.path.dirname(other_reg))},
-       "still": {p: open_w(p) for p in (sim + "status", sim + "inject_fault",
-                                        sim + "sriov_numvfs")},
-       "agent": ids(open("/proc/1/status").read()),  # the node agent itself
-       "cdi": {"create": create_in("/var/run/cdi"), "write other": open_w(other_spec),
-               "remove other": remove(other_spec)},
-       "pci_config_files": len(pci),
-       "registry_listing": sorted(os.listdir(os.path.dirname(other_reg))),
-       "host_pci_in_tree": glob.glob("/host/sys/devices/pci*"),
-       "rw_mounts": sorted(line.split()[4] for line in open("/proc/self/mountinfo")
-                           if "rw" in line.split()[5].split(","))}
-print(json.dumps(out))
-"""
 
 
 def _pods(c, app: str) -> dict[str, str] | None:
@@ -119,8 +72,8 @@ def test_node_agent_cannot_write_other_drivers_sockets_or_node_sysfs(kind, agent
         run("docker", "exec", node, "sh", "-c", f"mkdir -p {OTHER} && touch {OTHER}/dummy.sock"
             f" && echo '{{}}' > {OTHER_SPEC}")
         out = json.loads(kind.kubectl_run(
-            "exec", "-n", NS, pod, "-c", "node-agent", "--", "python3", "-c", PROBE,
-            OTHER, OTHER_REG, OTHER_SPEC, timeout=120).stdout)
+            "exec", "-n", NS, pod, "-c", "node-agent", "--",
+            *probe_command(OTHER, OTHER_REG, OTHER_SPEC), timeout=120).stdout)
         report[node] = out
         # not another driver's directory, nor the kubelet's plugins dir, nor plugins_registry
         # beside our own directory in it: they are not even in the container

@@ -33,6 +33,7 @@ class NodeSpec:
     pause_image: str                    # full reference, pulled from `registry`
     prepull: tuple[str, ...] = ()       # images node.sh pulls as soon as containerd runs
     feature_gates: Mapping[str, bool] = field(default_factory=dict)
+    imports: tuple[str, ...] = ()       # `docker save` archives (host paths) node.sh imports
 
 
 def containerd_config(spec: NodeSpec) -> str:
@@ -117,6 +118,7 @@ def node_env(spec: NodeSpec, binaries: Mapping[str, str], config_dir: str) -> st
         "NODE_SERVICE_IP": SERVICE_IP, "NODE_HOST_ALIAS": HOST_ALIAS,
         "NODE_APISERVER_PORT": str(spec.apiserver_port), "NODE_REGISTRY": spec.registry,
         "NODE_POD_CIDR": POD_CIDR, "NODE_PREPULL": " ".join(spec.prepull),
+        "NODE_IMPORT": " ".join(spec.imports),
         **{f"NODE_SRC_{name.upper().replace('-', '_')}": path
            for name, path in sorted(binaries.items())},
     }

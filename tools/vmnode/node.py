@@ -74,6 +74,7 @@ class VmNode:
     """The host's control plane and the guest node; `with VmNode(images) as node: ...`."""
     pause_image: str
     prepull: list[str] = field(default_factory=list)
+    imports: list[str] = field(default_factory=list)  # `docker save` archives (images.save)
     name: str = NODE_NAME
     memory_mb: int = 3072
     timeout: float = 3600
@@ -156,6 +157,37 @@ class VmNode:
                             f"logs in {self.run_dir}")
         self.timings["boot_to_ready"] = time.monotonic() - self._boot_started
 
+    def imported(self) -> dict[str, float]:
+        """{archive: seconds its import took} for the archives node.sh has imported so far."""
+        log = self.run_dir / "import.log" if self.run_dir else None
+        if log is None or not log.exists():
+            return {}
+        done = {}
+        for line in log.read_text().splitlines():
+            if line.startswith("vmnode: imported "):
+                archive, _, took = line[len("vmnode: imported "):].partition(" in ")
+                done[archive] = float(took.split("s")[0])
+            elif line.startswith("vmnode: import of "):
+                raise NodeError(f"step import: {line[len('vmnode: '):]}; logs in {self.run_dir}")
+        return done
+
+    def wait_imported(self, archives, timeout: float = 900) -> dict[str, float]:
+        """Wait until node.sh has imported `archives`; {archive: import seconds}."""
+        want = {str(a) for a in archives}
+
+        def done():
+            if not self._guest.is_alive():
+                raise NodeError(f"step import: the guest stopped; logs in {self.run_dir}")
+            got = self.imported()
+            return got if want <= set(got) else None
+        try:
+            got = wait_until(done, timeout, f"the node's import of {len(want)} archive(s)", 1)
+        except WaitTimeout:
+            raise NodeError(f"step import: not imported after {timeout:.0f}s: "
+                            f"{sorted(want - set(self.imported()))}; logs in {self.run_dir}") \
+                from None
+        return {a: got[a] for a in want}
+
     def stop(self) -> None:
         """Ask node.sh to stop, wait for the guest (else it is killed), stop the control plane."""
         guest = getattr(self, "_guest", None)
@@ -186,7 +218,8 @@ def _write_config(node: VmNode, d: Path, bins: dict[str, str]) -> None:
     """Render the node's config directory `d` (read by node.sh in the guest)."""
     c = node.cluster
     spec = config.NodeSpec(node.name, c.ports["apiserver"], f"127.0.0.1:{REGISTRY_PORT}",
-                           node.pause_image, tuple(node.prepull), c.feature_gates)
+                           node.pause_image, tuple(node.prepull), c.feature_gates,
+                           tuple(str(a) for a in node.imports))
     shutil.copy2(c.pki.ca.cert, d / "ca.crt")
     pair, _ = c.node_kubeconfig(node.name)
     serving = c.pki.issue("kubelet-serving", node.name, server=True, dns=[node.name],

@@ -64,8 +64,20 @@ for _ in $(seq 600); do
     sleep 0.2
 done
 step "containerd up"
-# The big images (driver, module) are pulled now, while the kubelet registers: a pull through
-# slirp under TCG takes minutes (README.md, "node").
+# Images given as `docker save` archives (tools/vmnode/images.py) are imported from the 9p
+# share, in order, while the kubelet registers: no gunzip, no HTTP through slirp. Each line of
+# import.log names an archive done (the host waits for it: VmNode.wait_imported).
+(for archive in $NODE_IMPORT; do
+    t=$(cut -d' ' -f1 /proc/uptime)
+    if ctr -n k8s.io images import --local --discard-unpacked-layers "$archive" \
+        > /dev/null 2>> "$OUT/import.err"; then
+        step "imported $archive in $(awk -v a="$t" '{printf "%.1f", $1 - a}' /proc/uptime)s"
+    else
+        step "import of $archive failed (import.err)"
+    fi
+done) >> "$OUT/import.log" 2>&1 &
+# The big images (driver, module) not given as archives are pulled now, while the kubelet
+# registers: a pull through slirp under TCG takes minutes (README.md, "node").
 (for image in $NODE_PREPULL; do
     t=$(cut -d' ' -f1 /proc/uptime)
     ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d "$image" > /dev/null \
