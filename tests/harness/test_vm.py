@@ -42,6 +42,7 @@ from tools.vm.initramfs import INIT_SCRIPT, CpioArchive, ensure_initramfs, read_
 from tools.vm.kernel import (
     KERNEL_ENV_VAR,
     REQUIRED_MODULES,
+    guest_unavailable,
     module_name,
     resolve_module_load_order,
 )
@@ -51,19 +52,7 @@ FIRMWARE_BYTES = b"mock-accel firmware probe \x00\x01\x02\xff\n"
 FACTS_PREFIX = "FACTS "
 
 
-def _vm_unavailable_reason() -> str | None:
-    if os.environ.get("MOCK_ACCEL_IN_GUEST"):
-        return "already running inside the guest"
-    if not shutil.which("qemu-system-x86_64"):
-        return "qemu-system-x86_64 not installed"
-    try:
-        find_kernel()
-    except HarnessSetupError as error:
-        return str(error)
-    return None
-
-
-_REASON = _vm_unavailable_reason()
+_REASON = guest_unavailable()
 _skip_without_vm = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import pytest
@@ -21,22 +20,13 @@ import pytest
 from mock_accel.firmware import parse_wordlist, passphrase_word_counts
 from tests.harness.nodepods import loader_pod, passphrase_pod
 from tools import locate
-from tools.vm.errors import HarnessSetupError
-from tools.vm.kernel import find_kernel
+from tools.vm.kernel import find_kernel, guest_unavailable
 
 
 def _unavailable() -> str | None:
     if os.environ.get("MOCK_ACCEL_VMNODE_SLICE") != "1":
         return "boots the guest node: `make node-slice` runs it (MOCK_ACCEL_VMNODE_SLICE=1)"
-    if os.environ.get("MOCK_ACCEL_IN_GUEST"):
-        return "already running inside the guest"
-    if not shutil.which("qemu-system-x86_64"):
-        return "qemu-system-x86_64 not installed"
-    try:
-        find_kernel()
-    except HarnessSetupError as e:
-        return str(e)
-    return None
+    return guest_unavailable()
 
 
 pytestmark = [pytest.mark.vmnode, pytest.mark.skipif(_unavailable() is not None,

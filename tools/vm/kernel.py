@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,19 @@ def find_kernel() -> GuestKernel:
     newest = max(candidates,
                  key=lambda image: version_key(image.name.removeprefix("vmlinuz-")))
     return _kernel_from_image(newest)
+
+
+def guest_unavailable() -> str | None:
+    """Why this machine cannot boot the guest (one line for a skip), or None when it can."""
+    if os.environ.get("MOCK_ACCEL_IN_GUEST"):
+        return "already running inside the guest"
+    if not shutil.which("qemu-system-x86_64"):
+        return "qemu-system-x86_64 not installed"
+    try:
+        find_kernel()
+    except HarnessSetupError as error:
+        return str(error)
+    return None
 
 
 def _read_modules_dep(modules_dir: Path) -> dict[str, tuple[str, list[str]]]:
