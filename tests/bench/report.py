@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -276,7 +277,13 @@ def commits(results: dict[str, dict]) -> str:
     return "commits " + ", ".join(f"{name} {commit}" for name, commit in by_name.items())
 
 
-def render(results: dict[str, dict]) -> str:
+# the benchmarks' plots (artifacts/bench/<name>.png), copied beside latest.md and shown in it
+PLOTS = {"slices": "Device change → slice, and slices per node",
+         "prepare": "Prepare and unprepare latency (CDF) and 100 concurrent claims",
+         "scale": "500 nodes: devices published over time", "kernel": "Passphrase word indices"}
+
+
+def render(results: dict[str, dict], plots: tuple[str, ...] = ()) -> str:
     first = next(iter(results.values()))
     m = first.get("machine", {})
     dates = sorted(r.get("finished", "") for r in results.values())
@@ -313,7 +320,22 @@ def render(results: dict[str, dict]) -> str:
         lines += ["## Goals", "", md_table(["goal (ours)", "measured", "met"], rows), ""]
     for name, r in results.items():
         lines += SECTIONS[name](r)
+    if plots:
+        lines += ["## Plots", ""] + [f"![{PLOTS[name]}]({name}.png)\n" for name in plots]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def copy_plots(artifacts: Path, out: Path, results: dict[str, dict]) -> tuple[str, ...]:
+    """The plots of the benchmarks in `results` copied to `out`; those of other runs removed."""
+    copied = []
+    for name in PLOTS:
+        src, dst = artifacts / f"{name}.png", out / f"{name}.png"
+        if name in results and src.is_file():
+            shutil.copyfile(src, dst)
+            copied.append(name)
+        else:
+            dst.unlink(missing_ok=True)
+    return tuple(copied)
 
 
 def gather(artifacts: Path) -> dict[str, dict]:
@@ -330,13 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
-    results = gather(args.artifacts or common.artifacts_dir())
+    artifacts = args.artifacts or common.artifacts_dir()
+    results = gather(artifacts)
     if not results:
         print("no benchmark results to report (run the benchmarks first)", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "latest.md").write_text(render(results))
+    (args.out / "latest.md").write_text(render(results, copy_plots(artifacts, args.out, results)))
     print(f"wrote {args.out / 'latest.md'} and latest.json ({', '.join(results)})")
     return 0
 

@@ -63,9 +63,15 @@ def test_kernel_pipeline_on_the_simulated_node_and_the_report(tmp_path, monkeypa
 
     # the report renders what the kernel benchmark wrote (as if it had run in the VM)
     shutil.copy(bench_dir / "kernel-sim.json", bench_dir / "kernel.json")
+    shutil.copy(bench_dir / "kernel-sim.png", bench_dir / "kernel.png")
     out = tmp_path / "results"
+    out.mkdir()
+    (out / "prepare.png").write_bytes(b"a plot of an earlier run")
     assert report.main(["--artifacts", str(bench_dir), "--out", str(out)]) == 0
     text = (out / "latest.md").read_text()
+    # the plot of the benchmark reported is beside latest.md and shown in it; an older one goes
+    assert "](kernel.png)" in text and (out / "kernel.png").stat().st_size > 10_000
+    assert not (out / "prepare.png").exists() and "prepare.png" not in text
     assert "Quick mode" in text and "chi²" in text and "| ours (get_random_u32_below) |" in text
     assert "| word indices uniform (chi², α 0.001) |" in text
     assert json.loads((out / "latest.json").read_text())["kernel"]["uniformity"]

@@ -92,6 +92,10 @@ def test_bench_page_only_with_results(tmp_path, monkeypatch):
     (tmp_path / "results" / "prepare.md").write_text("# Prepare latency\n\n| n | ms |\n|---|---|\n")
     page = build.bench_page()
     assert "## Prepare latency" in page and "| n | ms |" in page
+    (tmp_path / "results" / "prepare.png").write_bytes(b"\x89PNG")
+    (tmp_path / "site").mkdir()
+    build.bench_plots(tmp_path / "site")
+    assert (tmp_path / "site" / "prepare.png").read_bytes() == b"\x89PNG"
 
 
 def test_a_failing_notebook_fails_the_build_and_is_named(tmp_path):

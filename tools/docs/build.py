@@ -461,6 +461,12 @@ def bench_page(summary: str = "{.summary}\n") -> str | None:
     return "\n".join(parts)
 
 
+def bench_plots(dest: Path) -> None:
+    """The plots the benchmark results show (tests/bench/results/*.png), copied beside the page."""
+    for png in sorted(BENCH_RESULTS.glob("*.png")) if BENCH_RESULTS.is_dir() else []:
+        shutil.copyfile(png, dest / png.name)
+
+
 def default_exp(nb: dict) -> str | None:
     """The module a notebook exports to (`#| default_exp name`), if any."""
     for cell in nb["cells"]:
@@ -500,6 +506,7 @@ def sphinx_sources() -> None:
     bench = bench_page()
     if bench:
         (SOURCE / "benchmarks.md").write_text(bench)
+        bench_plots(SOURCE)
         sections["runs"].append("benchmarks")
     captions = {"guide": "Guide", "reference": "Reference", "runs": "End-to-end runs"}
     # the navigation, listed at the end of the home page too (phones hide the sidebar)
@@ -551,6 +558,7 @@ def render_quarto() -> None:
     bench = bench_page(summary="")
     if bench:
         (EXECUTED / "benchmarks.md").write_text(bench)
+        bench_plots(EXECUTED)
     (EXECUTED / "nbdev.yml").write_text(quarto._nbdev_yml.format(**values))
     (EXECUTED / "_quarto.yml").write_text(quarto._quarto_yml)
     quarto.nbdev_sidebar.__wrapped__(path=str(EXECUTED), force=True)
