@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from fastcore.basics import patch
 
 from .cdi import CdiRegistry
 from .demo import DemoClaim
@@ -21,8 +23,8 @@ from .sysfs import Device, Inventory
 
 # %% auto #0
 __all__ = ['RESOURCE', 'MKNOD', 'kubectl', 'our_slices', 'slice_rows', 'device_class_rows', 'daemonset_rows',
-           'inventory_from_slices', 'SliceView', 'Claim', 'seed_manifests', 'LocalNode', 'cdi_host_paths',
-           'kind_module_line', 'kind_device_nodes', 'KindNode', 'to_frame', 'save_yaml', 'save_json']
+           'inventory_from_slices', 'SliceView', 'Claim', 'seed_manifests', 'LocalNode', 'cdi_host_paths', 'KindNode',
+           'on_node', 'to_frame', 'save_yaml', 'save_json']
 
 # %% ../nbs/17_e2e.ipynb #b39f7e16
 RESOURCE = "/apis/resource.k8s.io/v1"
@@ -195,13 +197,6 @@ def cdi_host_paths(spec: dict) -> list[str]:
     return paths
 
 # %% ../nbs/17_e2e.ipynb #e8d73198
-def kind_module_line(node: str) -> str:
-    """mock_accel's line of /proc/modules as the kind node sees it ('' when not loaded)."""
-    listing = subprocess.run(["docker", "exec", node, "cat", "/proc/modules"],
-                             capture_output=True, text=True, check=True).stdout
-    return next((line for line in listing.splitlines() if line.startswith("mock_accel ")), "")
-
-
 MKNOD = """set -e
 for dev in /sys/class/mock-accel/*/dev; do
   name=$(basename "$(dirname "$dev")")
@@ -209,21 +204,12 @@ for dev in /sys/class/mock-accel/*/dev; do
   echo "$name"
 done"""
 
-
-def kind_device_nodes(node: str) -> list[str]:
-    """Make /dev/<name> in the kind node for every mock-accel device (major:minor from sysfs)."""
-    made = subprocess.run(["docker", "exec", node, "sh", "-c", MKNOD], capture_output=True,
-                          text=True, check=True).stdout.split()
-    if not made:
-        raise AssertionError(f"{node}: no mock-accel devices in /sys/class/mock-accel")
-    return made
-
 # %% ../nbs/17_e2e.ipynb #fc1220d4
 @dataclass
 class KindNode:
-    """A kind node's simulated devices, CDI specs and plugin sockets, read with `docker exec`."""
+    """A real node's devices, CDI specs, plugin sockets and module, read with shell commands."""
     name: str
-    sim_dir: str = "/var/lib/mock-accel/sim"  # the chart's simulation.hostDir
+    sim_dir: str = "/var/lib/mock-accel/sim"  # the chart's simulation.hostDir ("": the module)
     cdi_dir: str = "/var/run/cdi"
     kubelet_dir: str = "/var/lib/kubelet"
     prefix: tuple[str, ...] | None = None  # how to run a command there (default: docker exec)
@@ -232,18 +218,17 @@ class KindNode:
         """The output of `sh -c script` on the node; RuntimeError naming the node if it fails."""
         prefix = ["docker", "exec", self.name] if self.prefix is None else list(self.prefix)
         result = subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True,
-                                timeout=60)
+                                timeout=120)
         if result.returncode:
             raise RuntimeError(f"{self.name}: {script.splitlines()[0][:80]}: exit "
                                f"{result.returncode}: {result.stderr.strip()[-300:]}")
         return result.stdout
 
     def statuses(self) -> dict[str, int]:
-        """Every simulated device's status register."""
+        """Every device's status register."""
         out = self.sh(f'for d in {self.sim_dir}/sys/class/mock-accel/*/; do '
-                      'echo "$(basename "$d") $(cat "$d/status")"; done')
-        return {name: int(value, 16) for name, value in
-                (line.split() for line in out.splitlines() if not line.startswith("*"))}
+                      '[ -e "$d/status" ] && echo "$(basename "$d") $(cat "$d/status")"; done; true')
+        return {name: int(value, 16) for name, value in (line.split() for line in out.splitlines())}
 
     def allocated(self) -> list[str]:
         """The devices whose ALLOCATED bit is set (prepared and not yet unprepared)."""
@@ -258,6 +243,43 @@ class KindNode:
         return sorted(self.sh(f"find {self.kubelet_dir}/plugins_registry "
                               f"{self.kubelet_dir}/plugins/{driver} -type s 2>/dev/null; "
                               "true").split())
+
+# %% ../nbs/17_e2e.ipynb #b1d2c3e4
+@patch
+def checkpoint_claims(self: KindNode, driver: str) -> list[str]:
+    """The claim UIDs in the node agent's checkpoint (mock_accel.state; [] without one)."""
+    text = self.sh(f"cat {self.kubelet_dir}/plugins/{driver}/checkpoint.json 2>/dev/null; true")
+    return sorted(json.loads(text)["claims"]) if text.strip() else []
+
+
+@patch
+def module_line(self: KindNode) -> str:
+    """mock_accel's line of the node's /proc/modules ('' when not loaded)."""
+    return next((line for line in self.sh("cat /proc/modules").splitlines()
+                 if line.startswith("mock_accel ")), "")
+
+
+@patch
+def kernel_log(self: KindNode) -> list[str]:
+    """The kernel's log as the node reads it (`dmesg`)."""
+    return self.sh("dmesg").splitlines()
+
+
+@patch
+def device_nodes(self: KindNode) -> list[str]:
+    """Make /dev/<name> for every mock-accel device (major:minor from sysfs): a kind node is a
+    container whose /dev was filled when it started (a real node has devtmpfs)."""
+    made = self.sh(MKNOD).split()
+    if not made:
+        raise AssertionError(f"{self.name}: no mock-accel devices in /sys/class/mock-accel")
+    return made
+
+
+def on_node(name: str, node_exec: str = "", sim_dir: str = "") -> KindNode:
+    """The KindNode of `name`, its commands run by `node_exec` (a command prefix, `{node}` for
+    the name; empty: `docker exec`)."""
+    prefix = tuple(shlex.split(node_exec.format(node=name))) if node_exec else None
+    return KindNode(name, sim_dir, prefix=prefix)
 
 # %% ../nbs/17_e2e.ipynb #736c6d47
 def to_frame(rows: list[dict]):
