@@ -63,6 +63,39 @@ def events(node: VmNode, name: str, ns: str) -> str:
     return "\n".join(r.stdout.splitlines()[-5:])
 
 
+class NodeShell:
+    """Commands on the node itself, for what a test reads there (/proc/modules, the kernel log,
+    /var/run/cdi, the kubelet's plugin directory): `kubectl exec` into a privileged busybox pod
+    with the node's root at /host, the command chrooted there (the node's own shell and tools)."""
+
+    def __init__(self, node: VmNode, busybox: str, name: str = "node-shell"):
+        self.node, self.name = node, name
+        pod = _pod(name, "kube-system", busybox, "exec sleep 86400", nodeName=node.name,
+                   container={"securityContext": {"privileged": True},
+                              "volumeMounts": [{"name": "root", "mountPath": "/host"}]},
+                   volumes=[{"name": "root", "hostPath": {"path": "/"}}])
+        run_pod(node, pod, "Running")
+
+    def __call__(self, script: str, timeout: float = 120) -> str:
+        """`sh -c script` on the node; CheckError with its stderr if it fails."""
+        r = self.node.cluster.kubectl("exec", "-n", "kube-system", self.name, "--", "chroot",
+                                      "/host", "sh", "-c", script, check=False, timeout=timeout)
+        if r.returncode:
+            raise CheckError(f"on the node: {script[:80]!r}: exit {r.returncode}: "
+                             f"{r.stderr.strip()[-300:]}")
+        return r.stdout
+
+    def module_line(self) -> str:
+        """mock_accel's line of /proc/modules ('' when it is not loaded)."""
+        return next((line for line in self("cat /proc/modules").splitlines()
+                     if line.startswith("mock_accel ")), "")
+
+    def firmware_lines(self) -> list[str]:
+        """The kernel log's lines about the wordlist firmware (kmod/firmware.c)."""
+        return [line for line in self("dmesg").splitlines()
+                if "words from firmware" in line or "wordlist firmware" in line]
+
+
 def check_exec(node: VmNode, busybox: str) -> dict:
     """A busybox pod Running on the node; `kubectl exec` (API server → proxy → hostfwd →
     kubelet) runs a command in it; the `kubernetes` Service answers TCP from the pod."""
@@ -143,20 +176,39 @@ def load_module(node: VmNode, module: str) -> dict:
 
 # Python starts in tens of seconds under TCG: with the chart's default probes (5 s timeouts,
 # no initial delay) the kubelet killed both agents before they served (the first run).
-TCG_PROBES = ("livenessProbe.initialDelaySeconds=600", "livenessProbe.timeoutSeconds=30",
-              "readinessProbe.timeoutSeconds=30")
+TCG_PROBES = {"livenessProbe": {"initialDelaySeconds": 600, "timeoutSeconds": 30},
+              "readinessProbe": {"timeoutSeconds": 30}}
 
 
-def install_chart(node: VmNode, driver: str, timeout: float = 900) -> dict:
-    """`helm install` with the module already loaded (kernelModule.enabled=false: no KMM
-    Module object; the chart serves the node's real devices); wait for the node's slices."""
+def merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, maps merged key by key (as helm merges values files)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def chart_values(driver: str, values: dict | None = None) -> dict:
+    """The chart's values on the guest node: the driver image, TCG's probes, the module's real
+    devices (no simulation), no KMM Module (the module is loaded beforehand) unless `values`
+    (merged on top) says otherwise."""
     repo, tag = driver.rsplit(":", 1)
+    agent = {"image": {"repository": repo, "tag": tag}, **TCG_PROBES}
+    base = {"simulation": {"enabled": False}, "kernelModule": {"enabled": False},
+            "draDriver": {"controller": agent, "nodeAgent": agent}}
+    return merge(base, values or {})
+
+
+def install_chart(node: VmNode, driver: str, values: dict | None = None,
+                  namespace: str = "default", timeout: float = 900) -> dict:
+    """`helm install` of the chart with chart_values(driver, values) (a values file in the
+    cluster's directory), the release in `namespace`; wait for the node's slices."""
     t0 = time.monotonic()
-    node.cluster.helm("install", "mock-device", str(CHART), "--set", "simulation.enabled=false",
-                      "--set", "kernelModule.enabled=false",
-                      *[arg for part in ("controller", "nodeAgent") for value in (
-                          f"image.repository={repo}", f"image.tag={tag}", *TCG_PROBES)
-                        for arg in ("--set", f"draDriver.{part}.{value}")])
+    path = node.cluster.tmp / "chart-values.yaml"
+    path.write_text(yaml.safe_dump(chart_values(driver, values), sort_keys=False))
+    node.cluster.helm("install", "mock-device", str(CHART), "--namespace", namespace,
+                      "--values", str(path))
 
     def slices():
         found = [s for s in node.cluster.api.list("resource.k8s.io/v1", "ResourceSlice")

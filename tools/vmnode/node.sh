@@ -24,6 +24,12 @@ for d in var etc; do
     mount -t overlay -o "lowerdir=/$d,upperdir=/run/node/$d-upper,workdir=/run/node/$d-work" \
         overlay "/$d" || fail "overlay on /$d"
 done
+# KMM's worker writes its firmware directory (/var/lib/firmware) into the kernel's firmware
+# search path, which the kernel resolves from its own root, the initramfs (PID 1's root), not
+# from this chroot: the node's directory is bound there, so the path names the same files on
+# both sides, as on a real node (one root).
+mkdir -p /var/lib/firmware /proc/1/root/var/lib/firmware
+mount --bind /var/lib/firmware /proc/1/root/var/lib/firmware || fail "bind /var/lib/firmware"
 # containerd's snapshots are overlay mounts themselves: their upper layers cannot be on the
 # /var overlay ("invalid argument"), so its root is a tmpfs of its own.
 mkdir -p /var/lib/containerd && mount -t tmpfs tmpfs /var/lib/containerd
