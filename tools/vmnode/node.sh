@@ -27,9 +27,11 @@ done
 # KMM's worker writes its firmware directory (/var/lib/firmware) into the kernel's firmware
 # search path, which the kernel resolves from its own root, the initramfs (PID 1's root), not
 # from this chroot: the node's directory is bound there, so the path names the same files on
-# both sides, as on a real node (one root).
+# both sides, as on a real node (one root). --no-canonicalize: mount's own realpath() would turn
+# the target back into this chroot's path (readlink of /proc/1/root says "/" from in here).
 mkdir -p /var/lib/firmware /proc/1/root/var/lib/firmware
-mount --bind /var/lib/firmware /proc/1/root/var/lib/firmware || fail "bind /var/lib/firmware"
+mount --no-canonicalize --bind /var/lib/firmware /proc/1/root/var/lib/firmware \
+    || fail "bind /var/lib/firmware"
 # containerd's snapshots are overlay mounts themselves: their upper layers cannot be on the
 # /var overlay ("invalid argument"), so its root is a tmpfs of its own.
 mkdir -p /var/lib/containerd && mount -t tmpfs tmpfs /var/lib/containerd
