@@ -38,7 +38,7 @@ from mock_accel.kubebins import BuildError, find_bins
 from mock_accel.wait import WaitTimeout
 from tests.e2e import run_notebooks
 from tests.harness.nodepods import loader_pod
-from tools import gosrc, registry
+from tools import gosrc, locate, registry
 from tools.images import ImageError
 from tools.vm.errors import GuestError
 from tools.vm.kernel import find_kernel
@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"))
     args = parser.parse_args(argv)
+    if not locate.wordlist().is_file():  # the module's firmware, and the passphrases' check
+        print(f"e2e-node: no {locate.wordlist()}: make firmware", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, _terminated)
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)

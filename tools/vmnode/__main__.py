@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         print("python -m tools.vmnode: error: kmm loads the module and installs the chart "
               "itself: not with module or chart", file=sys.stderr)
         return 2
+    if not locate.wordlist().is_file():  # the module's firmware, and the passphrases' check
+        print(f"python -m tools.vmnode: error: no {locate.wordlist()}: make firmware",
+              file=sys.stderr)
+        return 1
     measure: dict = {"steps": steps}
     out = locate.artifacts() / "vmnode"
     out.mkdir(parents=True, exist_ok=True)
