@@ -28,8 +28,6 @@ from tests.e2e import run_notebooks
 from tools.docker import HOST
 from tools.kind import cluster
 
-NOTEBOOKS = sorted(run_notebooks.NOTEBOOKS.glob("[0-9]*.ipynb"))
-
 
 def _terminated(signum, frame):
     raise SystemExit(f"signal {signum}: tearing down")
@@ -40,13 +38,7 @@ def notebooks(c: cluster.Cluster, out: Path, extra: dict, timeout: float,
     """Every e2e notebook in kind mode against `c`; the first failure stops (exit status 1)."""
     parameters = {"mode": "kind", "kubeconfig": str(c.kubeconfig), "kmm_mode": "none",
                   "kind_nodes": ",".join(c.device_nodes()), "artifacts": str(out), **extra}
-    for notebook in NOTEBOOKS:
-        t0 = time.monotonic()
-        failed = run_notebooks.run([notebook], out, parameters, timeout)
-        measure[f"notebook_{notebook.stem}_seconds"] = round(time.monotonic() - t0, 1)
-        if failed:
-            return failed
-    return 0
+    return run_notebooks.run_each(out, parameters, timeout, measure)
 
 
 def main(argv: list[str] | None = None) -> int:

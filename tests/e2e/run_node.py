@@ -47,7 +47,6 @@ KMM_MODES = ("prebuilt", "none")
 NAMESPACE = "mock-accel"       # the notebooks' default `namespace`
 TAG = "e2e-node"
 KMM_ABSENT = 3
-NOTEBOOKS = sorted(run_notebooks.NOTEBOOKS.glob("[0-9]*.ipynb"))
 
 
 def _terminated(signum, frame):
@@ -113,27 +112,16 @@ def run(args, out: Path, measure: dict) -> int:
         if args.kmm == "prebuilt":
             with kmm.operator(node, *kmm_build, refs["kmm-worker"], out) as started:
                 measure.update(started)
-                return notebooks(out, parameters, args.cell_timeout, measure)
+                return run_notebooks.run_each(out, parameters, args.cell_timeout, measure)
         t = time.monotonic()
         checks.run_pod(node, loader_pod(node, refs["module-busybox"]))
         measure["module_load_seconds"] = round(time.monotonic() - t, 1)
         print("==> e2e-node: KMM not run: the module was loaded the way KMM's worker does",
               flush=True)
-        failed = notebooks(out, parameters, args.cell_timeout, measure)
+        failed = run_notebooks.run_each(out, parameters, args.cell_timeout, measure)
         if not failed:  # `helm uninstall` is done; KMM would unload the module now
             shell("rmmod mock_accel")
         return failed
-
-
-def notebooks(out: Path, parameters: dict, timeout: float, measure: dict) -> int:
-    """Every e2e notebook in node mode; the first failure stops (exit status 1)."""
-    for notebook in NOTEBOOKS:
-        t0 = time.monotonic()
-        failed = run_notebooks.run([notebook], out, parameters, timeout)
-        measure[f"notebook_{notebook.stem}_seconds"] = round(time.monotonic() - t0, 1)
-        if failed:
-            return failed
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,6 +82,18 @@ def run(notebooks: list[Path], out: Path, parameters: dict, timeout: float) -> i
     return 0
 
 
+def run_each(out: Path, parameters: dict, timeout: float, measure: dict) -> int:
+    """Every e2e notebook, one run each, its time in `measure` (`notebook_<stem>_seconds`); the
+    first failure stops (exit status 1)."""
+    for notebook in sorted(NOTEBOOKS.glob("[0-9]*.ipynb")):
+        t0 = time.monotonic()
+        failed = run([notebook], out, parameters, timeout)
+        measure[f"notebook_{notebook.stem}_seconds"] = round(time.monotonic() - t0, 1)
+        if failed:
+            return failed
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.run_notebooks",
                                      description=__doc__.split("\n")[0])
