@@ -104,9 +104,7 @@ def run(args, out: Path, measure: dict) -> int:
             "kind_nodes": node.name, "workload_image": refs["driver"], "artifacts": str(out),
             "values_file": str(values(refs, args.kmm, out / "chart-values.yaml")),
             "kmm_mode": "prebuilt" if args.kmm == "prebuilt" else "loaded",
-            "node_exec": shlex.join([str(kubectl), f"--kubeconfig={node.cluster.kubeconfig}",
-                                     "exec", "-n", "kube-system", shell.name, "--", "chroot",
-                                     "/host"]),
+            "node_exec": shlex.join(shell.prefix(str(kubectl))),
             "timeout": args.timeout,
             **{k: run_notebooks.parse_value(v) for k, v in args.parameter}}
         if args.kmm == "prebuilt":

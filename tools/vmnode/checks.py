@@ -66,20 +66,28 @@ def events(node: VmNode, name: str, ns: str) -> str:
 class NodeShell:
     """Commands on the node itself, for what a test reads there (/proc/modules, the kernel log,
     /var/run/cdi, the kubelet's plugin directory): `kubectl exec` into a privileged busybox pod
-    with the node's root at /host, the command chrooted there (the node's own shell and tools)."""
+    in the host's PID namespace, the command chrooted into the kubelet's root
+    (`/proc/<kubelet>/root`: the node's root, its own shell and tools). Not a hostPath of `/`:
+    on the guest node that is the initramfs's root, where the node's root is /host."""
+
+    ENTER = 'exec chroot "/proc/$(pidof kubelet)/root" "$@"'
 
     def __init__(self, node: VmNode, busybox: str, name: str = "node-shell"):
         self.node, self.name = node, name
         pod = _pod(name, "kube-system", busybox, "exec sleep 86400", nodeName=node.name,
-                   container={"securityContext": {"privileged": True},
-                              "volumeMounts": [{"name": "root", "mountPath": "/host"}]},
-                   volumes=[{"name": "root", "hostPath": {"path": "/"}}])
+                   hostPID=True, container={"securityContext": {"privileged": True}})
         run_pod(node, pod, "Running")
+
+    def prefix(self, kubectl: str) -> list[str]:
+        """The command prefix that runs a command on the node (`kubectl` with its kubeconfig)."""
+        return [kubectl, f"--kubeconfig={self.node.cluster.kubeconfig}", "exec", "-n",
+                "kube-system", self.name, "--", "sh", "-c", self.ENTER, self.name]
 
     def __call__(self, script: str, timeout: float = 120) -> str:
         """`sh -c script` on the node; CheckError with its stderr if it fails."""
-        r = self.node.cluster.kubectl("exec", "-n", "kube-system", self.name, "--", "chroot",
-                                      "/host", "sh", "-c", script, check=False, timeout=timeout)
+        r = self.node.cluster.kubectl("exec", "-n", "kube-system", self.name, "--", "sh", "-c",
+                                      self.ENTER, self.name, "sh", "-c", script, check=False,
+                                      timeout=timeout)
         if r.returncode:
             raise CheckError(f"on the node: {script[:80]!r}: exit {r.returncode}: "
                              f"{r.stderr.strip()[-300:]}")
