@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from mock_accel.demo import NODE_TOPOLOGY
 from mock_accel.kubebins import BuildError, find_bins
 from mock_accel.wait import WaitTimeout
 from tests.e2e import run_notebooks
@@ -112,7 +113,11 @@ def run(args, out: Path, measure: dict) -> int:
                 measure.update(started)
                 return run_notebooks.run_each(out, parameters, args.cell_timeout, measure)
         t = time.monotonic()
-        checks.run_pod(node, loader_pod(node, refs["module-busybox"]))
+        # the chart's parameters with the notebooks' topology (as 90_install gives KMM)
+        topology = " ".join(f"{k}={getattr(NODE_TOPOLOGY, k)}" for k in (
+            "num_devices", "numa_nodes", "total_vfs", "num_vfs", "memory_size"))
+        checks.run_pod(node, loader_pod(node, refs["module-busybox"],
+                                        f"{checks.module_parameters()} {topology}"))
         measure["module_load_seconds"] = round(time.monotonic() - t, 1)
         print("==> e2e-node: KMM not run: the module was loaded the way KMM's worker does",
               flush=True)

@@ -14,10 +14,11 @@ def passphrase_pod(node, image: str, device: str = "/dev/mock0") -> dict:
                 "securityContext": {"privileged": True}}]}}
 
 
-def loader_pod(node, image: str) -> dict:
+def loader_pod(node, image: str, params: str | None = None) -> dict:
     """The module loaded as KMM's worker does (tools/vmnode/checks.py LOADER: the firmware to
     the node, its path, the load), from the module's files on busybox, whose `insmod` stands in
-    for `modprobe -d /opt` (busybox's modprobe has no -d)."""
+    for `modprobe -d /opt` (busybox's modprobe has no -d). `params`: the module's parameters
+    (default: the chart's kernelModule.parameters)."""
     from tools.vmnode import checks
 
     modprobe = "modprobe -d /opt mock-accel"
@@ -27,7 +28,7 @@ def loader_pod(node, image: str) -> dict:
             "metadata": {"name": "kmm-worker-mock-accel", "namespace": "kube-system"},
             "spec": {"restartPolicy": "Never", "nodeName": node.name, "containers": [{
                 "name": "main", "image": image,
-                "command": ["sh", "-c", script.format(params=checks.module_parameters())],
+                "command": ["sh", "-c", script.format(params=params or checks.module_parameters())],
                 "securityContext": {"privileged": True},
                 "volumeMounts": [{"name": "fw", "mountPath": "/node-firmware"}]}],
                 "volumes": [{"name": "fw", "hostPath": {"path": "/var/lib/firmware",
