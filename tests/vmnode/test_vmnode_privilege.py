@@ -133,9 +133,12 @@ def test_node_agent_on_the_real_module_cannot_write_beyond_status() -> None:
             checks.run_pod(node, other_driver_pod(node, refs["busybox"]))
             agent = wait_until(lambda: _agent_pod(node), 600, "a Ready node agent", 3)
             t = time.monotonic()
-            report["probe"] = json.loads(node.cluster.kubectl(
-                "exec", "-n", NS, agent, "-c", "node-agent", "--",
-                *probe_command(OTHER, OTHER_REG, OTHER_SPEC), timeout=300).stdout)
+            probe = node.cluster.kubectl("exec", "-n", NS, agent, "-c", "node-agent", "--",
+                                         *probe_command(OTHER, OTHER_REG, OTHER_SPEC),
+                                         timeout=300, check=False)
+            report["probe_stderr"] = probe.stderr[-3000:]
+            assert probe.returncode == 0, f"the probe failed: {probe.stderr[-3000:]}"
+            report["probe"] = json.loads(probe.stdout)
             measure["probe_seconds"] = round(time.monotonic() - t, 1)
     finally:
         measure["total_seconds"] = round(time.monotonic() - t0, 1)
