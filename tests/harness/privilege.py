@@ -79,11 +79,6 @@ print(json.dumps(out))
 """
 
 
-# the driver image's interpreter, by its path: on the guest node an exec's PATH lookup did not
-# find python3 (the image's PATH starts with this directory)
-PYTHON = "/opt/mock-accel/bin/python3"
-
-
 def probe_command(other: str, other_reg: str, other_spec: str, root: str = "/host") -> list[str]:
     """The probe as a command for `kubectl exec … --` (python3 in the agent's image)."""
-    return [PYTHON, "-c", PROBE, other, other_reg, other_spec, root]
+    return ["python3", "-c", PROBE, other, other_reg, other_spec, root]
