@@ -67,8 +67,9 @@ class NodeShell:
     """Commands on the node itself, for what a test reads there (/proc/modules, the kernel log,
     /var/run/cdi, the kubelet's plugin directory): `kubectl exec` into a privileged busybox pod
     in the host's PID namespace, the command chrooted into the kubelet's root
-    (`/proc/<kubelet>/root`: the node's root, its own shell and tools). Not a hostPath of `/`:
-    on the guest node that is the initramfs's root, where the node's root is /host."""
+    (`/proc/<kubelet>/root`: the node's root, its own shell and tools), wherever the exec
+    starts: on the guest node an exec does not start in the container's root filesystem but in
+    the initramfs's (issue 17's note), so no path in the pod is relied on."""
 
     ENTER = 'exec chroot "/proc/$(pidof kubelet)/root" "$@"'
 
