@@ -39,7 +39,7 @@ from mock_accel.kubebins import BuildError, find_bins
 from mock_accel.wait import WaitTimeout
 from tests.e2e import run_notebooks
 from tests.harness.nodepods import loader_pod
-from tools import gosrc, locate, registry
+from tools import gosrc, locate
 from tools.images import ImageError
 from tools.vm.errors import GuestError
 from tools.vm.kernel import find_kernel
@@ -57,7 +57,6 @@ def _terminated(signum, frame):
 def images(kmm_mode: str) -> tuple[dict, Path, tuple | None]:
     """The node's images, built here, in one archive; KMM's source and build for prebuilt."""
     from tools.kmm import KMM
-    from tools.kmm.image import worker_image
     from tools.vmnode.images import publish_images, save_images
 
     src = gosrc.locate(KMM) if kmm_mode == "prebuilt" else None  # first: SourceAbsent at once
@@ -66,9 +65,9 @@ def images(kmm_mode: str) -> tuple[dict, Path, tuple | None]:
     names = ["pause", "busybox", "driver", "module-busybox"]
     kmm_build = None
     if src is not None:
-        bins = gosrc.build(KMM, src)
-        local["kmm-worker"] = worker_image(bins["worker"])
-        refs["kmm-worker"] = f"{registry.ON_HOST}/mock-accel/kmm-worker:{TAG}"
+        from tools.vmnode import kmm
+
+        bins = kmm.build(src, refs, local, TAG)
         names.append("kmm-worker")
         kmm_build = (src, bins)
     return {**refs, "kver": kver}, save_images(refs, local, names), kmm_build

@@ -16,7 +16,7 @@ import time
 
 from mock_accel.kubebins import BuildError
 from mock_accel.wait import WaitTimeout
-from tools import gosrc, locate, registry
+from tools import gosrc, locate
 from tools.images import ImageError
 from tools.vm.errors import GuestError
 from tools.vm.kernel import find_kernel
@@ -109,16 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _kmm(refs: dict, local: dict, tag: str) -> tuple:
-    """KMM's source, its binaries and worker image (built and cached: tools/kmm); the worker
-    image joins the node's images as refs["kmm-worker"]."""
+    """KMM's source and build (kmm.build); the worker image joins the node's images."""
     from tools.kmm import KMM
-    from tools.kmm.image import worker_image
 
     src = gosrc.locate(KMM)
-    bins = gosrc.build(KMM, src)
-    local["kmm-worker"] = worker_image(bins["worker"])
-    refs["kmm-worker"] = f"{registry.ON_HOST}/mock-accel/kmm-worker:{tag}"
-    return src, bins
+    return src, kmm.build(src, refs, local, tag)
 
 
 def _step(step: str, node: VmNode, refs: dict, kver: str, kmm_build, out) -> dict:

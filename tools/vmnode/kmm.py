@@ -49,6 +49,18 @@ def chart_values(module_ref: str, kver: str, namespace: str = CHART_NS) -> dict:
                 "tag": tag.replace(kver, "${KERNEL_FULL_VERSION}")}}}
 
 
+def build(src: Path, refs: dict, local: dict, tag: str) -> dict[str, Path]:
+    """KMM's binaries from `src` and its worker image (tools/kmm, cached); the worker image joins
+    the node's images as refs["kmm-worker"] (local image in `local`). Returns the binaries."""
+    from tools import gosrc, registry
+    from tools.kmm.image import worker_image
+
+    bins = gosrc.build(kmm.KMM, src)
+    local["kmm-worker"] = worker_image(bins["worker"])
+    refs["kmm-worker"] = f"{registry.ON_HOST}/mock-accel/kmm-worker:{tag}"
+    return bins
+
+
 @contextmanager
 def operator(node: VmNode, src: Path, bins: dict[str, Path], worker_image: str,
              log_dir: Path) -> Iterator[dict]:
