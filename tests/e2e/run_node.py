@@ -91,7 +91,7 @@ def run(args, out: Path, measure: dict) -> int:
     refs, archive, kmm_build = images(args.kmm)
     measure.update(images_seconds=round(time.monotonic() - t0, 1),
                    archive_mib=round(archive.stat().st_size / 2**20, 1))
-    with VmNode(refs["pause"], imports=[archive], ready_timeout=1800) as node:
+    with VmNode(refs["pause"], imports=[archive]) as node:
         measure.update({k: round(v, 1) for k, v in node.timings.items()})
         measure["node_log_dir"] = str(node.run_dir)
         print(f"==> e2e-node: Node {node.name} Ready after {node.timings['boot_to_ready']:.0f}s",

@@ -50,7 +50,7 @@ def test_node_ready_module_loaded_and_a_pod_reads_a_passphrase() -> None:
     out = locate.artifacts() / "vmnode"
     out.mkdir(parents=True, exist_ok=True)
     try:
-        with VmNode(refs["pause"], imports=[archive], ready_timeout=1800) as node:
+        with VmNode(refs["pause"], imports=[archive]) as node:
             measure.update({k: round(v, 1) for k, v in node.timings.items()})
             measure["node_log_dir"] = str(node.run_dir)
             t = time.monotonic()

@@ -95,7 +95,7 @@ def test_node_agent_on_the_real_module_cannot_write_beyond_status() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     report: dict = {}
     try:
-        with VmNode(refs["pause"], imports=[archive], ready_timeout=1800) as node:
+        with VmNode(refs["pause"], imports=[archive]) as node:
             measure.update({k: round(v, 1) for k, v in node.timings.items()})
             measure["node_log_dir"] = str(node.run_dir)
             measure["archive_mib"] = round(archive.stat().st_size / 2**20, 1)

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         archive = save_images(refs, local, names)
         measure.update(publish_seconds=round(time.monotonic() - t0, 1), images=names,
                        archive_mib=round(archive.stat().st_size / 2**20, 1))
-        with VmNode(refs["pause"], imports=[archive], ready_timeout=1800) as node:
+        with VmNode(refs["pause"], imports=[archive]) as node:
             measure.update({k: round(v, 1) for k, v in node.timings.items()})
             print(f"vmnode: Node {node.name} Ready, boot → Ready "
                   f"{node.timings['boot_to_ready']:.0f}s", flush=True)

@@ -78,7 +78,7 @@ class VmNode:
     name: str = NODE_NAME
     memory_mb: int = 3072
     timeout: float = 3600
-    ready_timeout: float = 600
+    ready_timeout: float = 900  # boot → Ready: 34–60 s quiet, 277 s at load 45
     timings: dict[str, float] = field(default_factory=dict)
     cluster: Cluster | None = None
     run_dir: Path | None = None
@@ -141,21 +141,51 @@ class VmNode:
             raise NodeError(f"step boot: {self.error}")
 
     def _wait_ready(self) -> None:
+        """Wait for Ready; say each change of the Node's state; on timeout, say why not."""
+        seen = [None]
+
         def ready():
             if not self._guest.is_alive():
                 return "gone"
-            node = self.cluster.api.get_or_none("v1", "Node", self.name) or {}
-            conds = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
-            return conds.get("Ready") == "True"
+            state = self.not_ready_reason()
+            if state != seen[0]:
+                seen[0] = state
+                self.progress.write(f"host: Node {self.name}: {state or 'Ready'}\n")
+            return state is None
         try:
             got = wait_until(ready, self.ready_timeout, f"Node {self.name} Ready", 1)
         except WaitTimeout:
             raise NodeError(f"step ready: Node {self.name} not Ready after "
-                            f"{self.ready_timeout:.0f}s; logs in {self.run_dir}") from None
+                            f"{self.ready_timeout:.0f}s ({seen[0]}); {self.log_tails()}"
+                            f"logs in {self.run_dir}") from None
         if got == "gone":
             raise NodeError(f"step ready: the guest stopped ({self.error or 'node.sh exited'}); "
-                            f"logs in {self.run_dir}")
+                            f"{self.log_tails()}logs in {self.run_dir}")
         self.timings["boot_to_ready"] = time.monotonic() - self._boot_started
+
+    def not_ready_reason(self) -> str | None:
+        """None when the Node is Ready, else one line: not registered, or its Ready condition."""
+        node = self.cluster.api.get_or_none("v1", "Node", self.name)
+        if node is None:
+            return "not registered"
+        for c in node.get("status", {}).get("conditions", []):
+            if c["type"] == "Ready":
+                return None if c["status"] == "True" else \
+                    f"Ready={c['status']} {c.get('reason', '')}: {c.get('message', '')}"
+        return "registered, no Ready condition yet"
+
+    def log_tails(self, lines: int = 8) -> str:
+        """The last error lines of the guest's kubelet and containerd logs, for a failure."""
+        out = ""
+        for name in ("kubelet.log", "containerd.log"):
+            log = self.run_dir / name if self.run_dir else None
+            if log is None or not log.exists():
+                continue
+            errors = [ln for ln in log.read_text(errors="replace").splitlines()
+                      if ln.startswith("E") or "level=error" in ln or "level=fatal" in ln]
+            if errors:
+                out += f"last errors of {name}:\n  " + "\n  ".join(errors[-lines:]) + "\n"
+        return out
 
     def imported(self) -> dict[str, float]:
         """{archive: seconds its import took} for the archives node.sh has imported so far."""
