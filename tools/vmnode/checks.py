@@ -67,9 +67,8 @@ class NodeShell:
     """Commands on the node itself, for what a test reads there (/proc/modules, the kernel log,
     /var/run/cdi, the kubelet's plugin directory): `kubectl exec` into a privileged busybox pod
     in the host's PID namespace, the command chrooted into the kubelet's root
-    (`/proc/<kubelet>/root`: the node's root, its own shell and tools), wherever the exec
-    starts: on the guest node an exec does not start in the container's root filesystem but in
-    the initramfs's (issue 17's note), so no path in the pod is relied on."""
+    (`/proc/<kubelet>/root`: the node's root, its own shell and tools); the pod's image only
+    needs sh, pidof and chroot."""
 
     ENTER = 'exec chroot "/proc/$(pidof kubelet)/root" "$@"'
 
@@ -153,13 +152,13 @@ def module_parameters() -> str:
 # What KMM's worker does for a Module with firmwarePath (its pod runs the module image,
 # privileged): the image's /opt/lib/modules/<kernel> is the module tree for `modprobe -d /opt`,
 # the firmware goes to the node's /var/lib/firmware and the kernel's firmware search path is
-# set to it. Here the kernel resolves firmware paths in the initramfs, where the node's root
-# (the host's, with /var an overlay) is mounted at /host: hence /host/var/lib/firmware.
+# set to it. The kernel resolves that path from init's root (the initramfs), whose
+# /var/lib/firmware node.sh binds into the node: the same path on both sides, as on a real node.
 LOADER = """set -e
 kver=$(uname -r)
 test -f /opt/lib/modules/$kver/mock-accel.ko
 cp /firmware/* /node-firmware/
-printf /host/var/lib/firmware > /sys/module/firmware_class/parameters/path
+printf /var/lib/firmware > /sys/module/firmware_class/parameters/path
 modprobe -d /opt mock-accel {params}
 grep '^mock_accel ' /proc/modules
 echo devices: $(ls /sys/class/mock-accel)

@@ -7,6 +7,24 @@
 # kubelet run until the host creates /run/outbox/stop (the run's artefact directory), where
 # their logs go too. Lines starting with "vmnode:" are progress, read by the host.
 set -euo pipefail
+# tools/vm runs this chrooted into /host, a mount below the initramfs's root. runc attaches a
+# container's root where its caller's root is attached (/host), but a process that joins the
+# container's mount namespace (`kubectl exec`: runc exec, setns) starts at the namespace's top
+# root, the initramfs: execs ran there, not in the container. So first re-root, once: a mount
+# namespace of the node's own (PID 1's view is untouched), /host moved onto "/" there, as
+# switch_root does after an initramfs. The kernel reads firmware from init's root, the
+# initramfs: its /var/lib/firmware is bound into the node first (/run/kernel-firmware).
+if [ -z "${VMNODE_REROOTED:-}" ]; then
+    mkdir -p /proc/1/root/var/lib/firmware
+    # shellcheck disable=SC2016 # expanded by the initramfs's sh
+    exec nsenter --target 1 --root --wd -- /bin/busybox unshare --mount --propagation private \
+        /bin/busybox sh -c 'b=/bin/busybox
+            $b mkdir -p /host/run/kernel-firmware \
+            && $b mount -o bind /var/lib/firmware /host/run/kernel-firmware \
+            && cd /host && $b mount -o move /host / \
+            && exec $b chroot . /usr/bin/env VMNODE_REROOTED=1 /bin/bash "$@"' \
+        sh "$(readlink -f "$0")" "$@"
+fi
 CONFIG=$1
 # shellcheck source=/dev/null
 . "$CONFIG/node.env"
@@ -25,13 +43,10 @@ for d in var etc; do
         overlay "/$d" || fail "overlay on /$d"
 done
 # KMM's worker writes its firmware directory (/var/lib/firmware) into the kernel's firmware
-# search path, which the kernel resolves from its own root, the initramfs (PID 1's root), not
-# from this chroot: the node's directory is bound there, so the path names the same files on
-# both sides, as on a real node (one root). --no-canonicalize: mount's own realpath() would turn
-# the target back into this chroot's path (readlink of /proc/1/root says "/" from in here).
-mkdir -p /var/lib/firmware /proc/1/root/var/lib/firmware
-mount --no-canonicalize --bind /var/lib/firmware /proc/1/root/var/lib/firmware \
-    || fail "bind /var/lib/firmware"
+# search path, which the kernel resolves from init's root: the node's directory is that one
+# (bound above), so the path names the same files on both sides, as on a real node (one root).
+mkdir -p /var/lib/firmware
+mount --bind /run/kernel-firmware /var/lib/firmware || fail "bind /var/lib/firmware"
 # containerd's snapshots are overlay mounts themselves: their upper layers cannot be on the
 # /var overlay ("invalid argument"), so its root is a tmpfs of its own.
 mkdir -p /var/lib/containerd && mount -t tmpfs tmpfs /var/lib/containerd
